@@ -1,0 +1,346 @@
+"""Named weights, their configs and model cards, and checkpoint input/output.
+
+Two file formats are read:
+
+* the authors' ``.ckpt`` files: a pickled state dict saved from ``nn.DataParallel``
+  (``module.`` prefixes, the backbone stored twice). They are opened with
+  ``torch.load(weights_only=True)``, which refuses to run pickled code;
+* our own ``.safetensors`` files, whose metadata holds a JSON config
+  (architecture, preprocessing and model card).
+
+Nothing here downloads on its own: ``fetch`` is only called when a user asks for
+a registry entry that lives behind a URL, and the file is checked by SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ARCHITECTURE = "modnet-v2-se"
+_DUPLICATE_BACKBONE = "lr_branch.backbone."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not fit the network."""
+
+
+class WeightsNotFoundError(CheckpointError):
+    """The requested weights are not on this machine (one-line explanation)."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes network input; stored with the weights it belongs to.
+
+    ``resize_mode`` "reference" is the authors' image rule (keep sizes whose short
+    side is at most and long side at least ``reference_size``, otherwise scale the
+    short side to it); "short_side" always scales the short side, as their video
+    demos do. Sides are then floored to a multiple of ``size_divisor``.
+    """
+
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    reference_size: int = 512
+    size_divisor: int = 32
+    resize_mode: str = "reference"
+    interpolation: str = "area"
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """Everything needed to use a weights file: network, preprocessing, model card."""
+
+    architecture: str = ARCHITECTURE
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> WeightsConfig:
+        data = json.loads(text)
+        pre = data.get("preprocess", {})
+        for key in ("mean", "std"):
+            if key in pre:
+                pre[key] = tuple(pre[key])
+        return cls(
+            architecture=data.get("architecture", ARCHITECTURE),
+            preprocess=Preprocess(**pre),
+            card=data.get("card", {}),
+        )
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One named set of weights: a file shipped in the package or a URL + SHA-256."""
+
+    name: str
+    description: str
+    config: WeightsConfig
+    package_file: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    filename: str | None = None
+
+
+_AUTHORS_CARD = {
+    "source": "Ke et al., MODNet (AAAI 2022), released checkpoint",
+    "licence": "CC BY-NC-SA 4.0 (the authors' terms; non-commercial)",
+}
+_MIRROR = "https://github.com/clibdev/MODNet/releases/latest/download/"
+
+REGISTRY: dict[str, WeightsEntry] = {
+    "modnet-people": WeightsEntry(
+        name="modnet-people",
+        description="Our MODNet trained on the CPU on real photos of people (default).",
+        config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
+        package_file="modnet_people.safetensors",
+    ),
+    "modnet-photographic": WeightsEntry(
+        name="modnet-photographic",
+        description="The authors' photographic portrait checkpoint (download on request).",
+        config=WeightsConfig(card=_AUTHORS_CARD),
+        url=_MIRROR + "modnet_photographic_portrait_matting.ckpt",
+        filename="modnet_photographic_portrait_matting.ckpt",
+    ),
+    "modnet-webcam": WeightsEntry(
+        name="modnet-webcam",
+        description="The authors' webcam checkpoint, adapted with SOC (download on request).",
+        config=WeightsConfig(
+            preprocess=Preprocess(resize_mode="short_side"), card=_AUTHORS_CARD
+        ),
+        url=_MIRROR + "modnet_webcam_portrait_matting.ckpt",
+        filename="modnet_webcam_portrait_matting.ckpt",
+    ),
+}
+DEFAULT_WEIGHTS = "modnet-people"
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live (``$MODNET_HOME`` or ``~/.cache/modnet_matting``)."""
+    return Path(os.environ.get("MODNET_HOME", Path.home() / ".cache" / "modnet_matting"))
+
+
+def _packaged_path(filename: str) -> Path:
+    return Path(str(resources.files("modnet_matting") / "weights_data" / filename))
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fetch(name: str, sha256: str | None = None) -> Path:
+    """Download a registry entry's file on explicit request and verify its SHA-256.
+
+    The registry pins a checksum where one is known; otherwise the caller must
+    give one (``--sha256``), so no unverified file is ever used.
+    """
+    entry = _entry(name)
+    if entry.url is None:
+        raise CheckpointError(f"weights '{name}' ship with the package; nothing to download")
+    expected = (sha256 or entry.sha256 or "").lower()
+    if not expected:
+        raise CheckpointError(
+            f"no checksum is recorded for '{name}': pass the SHA-256 you trust with --sha256"
+        )
+    target = cache_dir() / (entry.filename or f"{name}.ckpt")
+    if target.exists() and sha256_of(target) == expected:
+        return target
+    with urllib.request.urlopen(entry.url, timeout=60) as response:  # noqa: S310 - explicit URL
+        data = response.read()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise CheckpointError(f"checksum mismatch for '{name}': expected {expected}, got {actual}")
+    atomic_write_bytes(target, data)
+    return target
+
+
+def _entry(name: str) -> WeightsEntry:
+    if name not in REGISTRY:
+        raise WeightsNotFoundError(f"unknown weights '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def resolve(name_or_path: str | os.PathLike[str] | None = None) -> tuple[Path, WeightsConfig | None]:
+    """Map a registry name or a file path to a local file and the registry's config."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_WEIGHTS
+    text = str(name_or_path)
+    if text in REGISTRY:
+        entry = REGISTRY[text]
+        if entry.package_file is not None:
+            path = _packaged_path(entry.package_file)
+            if not path.exists():
+                raise WeightsNotFoundError(
+                    f"weights '{text}' are not bundled in this build; pass --weights FILE "
+                    "(an authors' .ckpt or a .safetensors) or run `modnet weights fetch NAME`"
+                )
+            return path, entry.config
+        path = cache_dir() / (entry.filename or f"{text}.ckpt")
+        if not path.exists():
+            raise WeightsNotFoundError(
+                f"weights '{text}' are not downloaded; run `modnet weights fetch {text} --sha256 HEX`"
+            )
+        return path, entry.config
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    return path, None
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsConfig | None]:
+    """Read a state dict (and our config when present) without executing code."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
+    if len(head) == 0:
+        raise CheckpointError(f"{path} is empty")
+    if path.suffix == ".safetensors" or head[8:9] == b"{":
+        return _read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle and zip errors have many types
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return obj, None
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsConfig | None]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({exc})") from None
+    config = WeightsConfig.from_json(metadata["config"]) if "config" in metadata else None
+    return tensors, config
+
+
+def normalise_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Turn an authors'-format state dict into ours.
+
+    Strips ``module.``, checks that the second backbone copy equals the first and
+    drops it (our network stores the backbone once).
+    """
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    copies = {key: value for key, value in state.items() if key.startswith(_DUPLICATE_BACKBONE)}
+    for key, value in copies.items():
+        original = "backbone." + key[len(_DUPLICATE_BACKBONE):]
+        if original not in state:
+            state[original] = value
+        elif state[original].shape != value.shape or not torch.equal(state[original], value):
+            raise CheckpointError(f"the two backbone copies differ at '{original}'")
+        del state[key]
+    return state
+
+
+def load_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load strictly, tolerating only missing BatchNorm ``num_batches_tracked``.
+
+    Raises ``CheckpointError`` naming the first mismatches in plain words.
+    """
+    state = normalise_state_dict(state)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) e.g. {', '.join(unexpected[:3])}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatch(es) e.g. {'; '.join(wrong[:3])}")
+    if problems:
+        raise CheckpointError("checkpoint does not fit MODNet: " + "; ".join(problems))
+    merged = {k: state.get(k, v) for k, v in expected.items()}
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in merged.items()}, strict=True)
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | Path,
+    config: WeightsConfig | None = None,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Save ``model`` as safetensors with its config in the metadata (atomic write).
+
+    Floating tensors are stored as ``dtype`` (fp16 by default: half the size, and
+    a matte difference far below one 8-bit grey level).
+    """
+    from safetensors.torch import save
+
+    config = config or WeightsConfig()
+    tensors = {
+        key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
+        for key, value in model.state_dict().items()
+    }
+    data = save(tensors, metadata={"config": config.to_json(), "format": "pt"})
+    atomic_write_bytes(path, data)
+    return Path(path)
+
+
+def load_weights(
+    name_or_path: str | os.PathLike[str] | None = None,
+) -> tuple[nn.Module, WeightsConfig]:
+    """Build a MODNet on the CPU in eval mode with the named or given weights."""
+    from .model import MODNet
+
+    path, registry_config = resolve(name_or_path)
+    state, file_config = read_checkpoint(path)
+    config = file_config or registry_config or WeightsConfig()
+    if config.architecture != ARCHITECTURE:
+        raise CheckpointError(f"{path}: architecture '{config.architecture}' is not '{ARCHITECTURE}'")
+    model = MODNet()
+    try:
+        load_state_dict(model, state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return model.eval(), config
+
+
+def with_card(config: WeightsConfig, **card: Any) -> WeightsConfig:
+    """A copy of ``config`` whose model card has ``card`` merged in."""
+    return replace(config, card={**config.card, **card})
