@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
@@ -26,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .io import atomic_write
 
 ARCHITECTURE = "modnet-v2-se"
 _DUPLICATE_BACKBONE = "lr_branch.backbone."
@@ -145,20 +146,6 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fetch(name: str, sha256: str | None = None) -> Path:
     """Download a registry entry's file on explicit request and verify its SHA-256.
 
@@ -181,7 +168,7 @@ def fetch(name: str, sha256: str | None = None) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CheckpointError(f"checksum mismatch for '{name}': expected {expected}, got {actual}")
-    atomic_write_bytes(target, data)
+    atomic_write(target, data)
     return target
 
 
@@ -318,7 +305,7 @@ def save_weights(
         for key, value in model.state_dict().items()
     }
     data = save(tensors, metadata={"config": config.to_json(), "format": "pt"})
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)
     return Path(path)
 
 

@@ -1,0 +1,156 @@
+"""Reading images into RGB uint8 arrays and writing outputs atomically.
+
+Every entry point (library, CLI, server, evaluation) goes through these two
+helpers so that EXIF orientation, greyscale, RGBA, 16-bit and palette images
+are handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageInput = str | os.PathLike | np.ndarray | Image.Image | bytes
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ImageReadError(ValueError):
+    """An input could not be decoded as an image."""
+
+
+def _pil_to_rgb(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float32)
+        peak = 65535.0 if arr.max() > 255 or img.mode.startswith("I;16") else 255.0
+        arr = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+def read_image(source: str | os.PathLike | bytes) -> np.ndarray:
+    """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated."""
+    try:
+        if isinstance(source, bytes):
+            with Image.open(_io.BytesIO(source)) as img:
+                img.load()
+                return _decode_with_depth(img, source)
+        with Image.open(source) as img:
+            img.load()
+            return _decode_with_depth(img, source)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        name = "upload" if isinstance(source, bytes) else str(source)
+        raise ImageReadError(f"cannot read image {name}: {exc}") from None
+
+
+def _decode_with_depth(img: Image.Image, source: str | os.PathLike | bytes) -> np.ndarray:
+    """PIL reduces 16-bit colour PNGs to 8 bits badly; let OpenCV decode those."""
+    if img.format == "PNG" and img.mode in ("RGB", "RGBA") and img.info.get("bits", 8) == 16:
+        import cv2
+
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is not None:
+            return to_rgb_uint8(arr, color="BGR")
+    return _pil_to_rgb(img)
+
+
+def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
+    """Coerce any supported input to an ``H x W x 3`` RGB uint8 array.
+
+    ``color`` states the channel order of numpy inputs ("RGB" or "BGR", as
+    OpenCV gives). Greyscale is replicated, alpha is dropped, 16-bit and float
+    images are scaled to 0..255.
+    """
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _pil_to_rgb(image)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"unsupported image type {type(image).__name__}")
+    arr = image
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    arr = arr[:, :, :3]
+    if color.upper() == "BGR":
+        arr = arr[:, :, ::-1]
+    elif color.upper() != "RGB":
+        raise ValueError(f"color must be 'RGB' or 'BGR', not {color!r}")
+    return np.ascontiguousarray(arr)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8/uint16 greyscale, RGB or RGBA array."""
+    import cv2
+
+    arr = array
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
+    """Encode for the given suffix; JPEG has no alpha, so RGBA is refused there."""
+    suffix = suffix.lower()
+    if suffix == ".png":
+        return encode_png(array)
+    import cv2
+
+    if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
+        raise ValueError("JPEG cannot hold an alpha channel; use .png or .webp")
+    arr = array[:, :, ::-1] if array.ndim == 3 and array.shape[2] == 3 else array
+    if array.ndim == 3 and array.shape[2] == 4:
+        arr = array[:, :, [2, 1, 0, 3]]
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(arr), params)
+    if not ok:
+        raise ValueError(f"cannot encode {suffix}")
+    return buf.tobytes()
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary name in the target folder, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Encode by the file's suffix and write atomically."""
+    return atomic_write(path, encode_image(array, Path(path).suffix or ".png"))
+
+
+def alpha_to_uint(alpha: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Float alpha in [0, 1] -> uint8 or uint16 grey levels (rounded)."""
+    peak = 255 if bits == 8 else 65535
+    dtype = np.uint8 if bits == 8 else np.uint16
+    return (np.clip(alpha, 0.0, 1.0) * peak + 0.5).astype(dtype)
