@@ -1,0 +1,75 @@
+"""``modnet``: dispatches to one module per subcommand.
+
+Each subcommand module defines ``register(subparsers)`` (adds its parser and
+sets ``func`` to a callable taking the parsed args and returning an exit
+code). Errors a user can cause become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+SUBCOMMANDS = (
+    "matte",
+    "video",
+    "webcam",
+    "serve",
+    "export",
+    "weights",
+    "eval",
+    "bench",
+    "train",
+    "adapt",
+    "labels",
+)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modnet", description="Trimap-free portrait matting with MODNet.")
+    parser.add_argument("--version", action="version", version=f"modnet-matting {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # subcommand not part of this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..io import ImageReadError
+    from ..weights import CheckpointError
+
+    return (CLIError, CheckpointError, ImageReadError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        print(f"modnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
