@@ -12,6 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -83,7 +84,12 @@ def pick_device(device: str | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but is not available on this machine; use --device cpu or auto")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("Apple MPS was requested but is not available on this machine; use --device cpu or auto")
+    return chosen
 
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -114,6 +120,42 @@ class TorchBackend:
         with self._autocast():
             matte = self.model.forward_matte(x)
         return matte.float().cpu().numpy()
+
+
+def onnx_providers(device: str | None = "auto") -> list[str]:
+    """ONNX Runtime providers for a device name; "auto" takes CUDA when the build has it."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device in (None, "auto", "cpu"):
+        want_cuda = device != "cpu" and has_cuda
+    elif str(device).split(":")[0] == "cuda" and has_cuda:
+        want_cuda = True
+    else:
+        raise ValueError(f"the onnx backend cannot run on {device!r} here; available: {', '.join(available)}")
+    return (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    """ONNX Runtime on an exported graph (see ``export``): often the fastest CPU path.
+
+    ``device`` "auto" uses CUDA when this onnxruntime build offers it; fp32 only.
+    """
+
+    name = "onnx"
+
+    def __init__(self, model_path: str | os.PathLike[str], device: str | None = "auto", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.model_path = Path(model_path)
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=onnx_providers(device))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
 
 
 @dataclass
@@ -169,10 +211,23 @@ def _group_by_shape(inputs: Sequence[np.ndarray], batch_size: int) -> Iterable[l
 def make_backend(
     model: torch.nn.Module, backend: str = "torch", device: str | None = "auto", precision: str = "fp32"
 ) -> Backend:
-    """Build the named backend around a loaded network."""
+    """Build the named backend around a loaded network.
+
+    "onnx" exports the network once to the cache (keyed by a hash of the
+    weights) and runs it with ONNX Runtime.
+    """
     if backend == "torch":
         return TorchBackend(model, device, precision)
-    raise ValueError(f"unknown backend {backend!r}; choose from: torch")
+    if backend == "onnx":
+        if precision != "fp32":
+            raise ValueError(f"the onnx backend runs in fp32 only, not {precision}")
+        from .export import cached_onnx
+
+        return OnnxBackend(cached_onnx(model), device)
+    raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
+
+
+BACKENDS = ("torch", "onnx")
 
 
 def load_model(
@@ -182,6 +237,29 @@ def load_model(
     backend: str = "torch",
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Predictor:
-    """A predictor for registry weights (by name) or a checkpoint file (by path)."""
+    """A predictor for registry weights (by name) or a checkpoint file (by path).
+
+    An ``.onnx`` path (ours from ``modnet export``, or any graph with the same
+    input/output) always runs on the onnx backend.
+    """
+    if name_or_path is not None and str(name_or_path).lower().endswith(".onnx"):
+        return _load_onnx(Path(name_or_path).expanduser(), device, precision, max_pixels)
     model, config = load_weights(name_or_path)
     return Predictor(make_backend(model, backend, device, precision), config, max_pixels=max_pixels)
+
+
+def _load_onnx(path: Path, device: str | None, precision: str, max_pixels: int) -> Predictor:
+    from .export import read_onnx_config
+    from .weights import CheckpointError, WeightsNotFoundError
+
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    if precision != "fp32":
+        raise ValueError(f"an .onnx model runs in fp32 only, not {precision}")
+    onnx_providers(device)  # device errors are the user's, not the file's
+    try:
+        config = read_onnx_config(path)
+        backend = OnnxBackend(path, device)
+    except Exception as exc:  # onnx/onnxruntime raise their own exception types
+        raise CheckpointError(f"{path} is not a usable ONNX model ({type(exc).__name__}: {exc})") from None
+    return Predictor(backend, config, max_pixels=max_pixels)

@@ -34,8 +34,11 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_image(source: str | os.PathLike | bytes) -> np.ndarray:
-    """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated."""
+def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated.
+
+    ``name`` is how errors refer to bytes input (default "upload").
+    """
     try:
         if isinstance(source, bytes):
             with Image.open(_io.BytesIO(source)) as img:
@@ -45,8 +48,9 @@ def read_image(source: str | os.PathLike | bytes) -> np.ndarray:
             img.load()
             return _decode_with_depth(img, source)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        name = "upload" if isinstance(source, bytes) else str(source)
-        raise ImageReadError(f"cannot read image {name}: {exc}") from None
+        name = (name or "upload") if isinstance(source, bytes) else str(source)
+        reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise ImageReadError(f"cannot read image {name}: {reason}") from None
 
 
 def _decode_with_depth(img: Image.Image, source: str | os.PathLike | bytes) -> np.ndarray:

@@ -1,0 +1,181 @@
+"""``modnet matte`` and ``modnet weights`` end to end on generated images."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_portrait
+from modnet_matting import weights
+from modnet_matting.cli.main import main
+from modnet_matting.io import encode_png
+from modnet_matting.model import MODNet
+from modnet_matting.weights import Preprocess, WeightsConfig, save_weights
+
+
+@pytest.fixture(scope="module")
+def small_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random weights whose config asks for a 64 px reference size: every forward pass is cheap."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "small.safetensors"
+    config = WeightsConfig(preprocess=Preprocess(reference_size=64))
+    return save_weights(MODNet().eval(), path, config, dtype=torch.float32)
+
+
+def write(path: Path, seed: int = 0, size: tuple[int, int] = (96, 80)) -> np.ndarray:
+    rgb = make_portrait(*size, seed=seed)[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    return rgb
+
+
+def read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return image
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    write(root / "a.jpg", 0)
+    write(root / "b.png", 1, (64, 100))
+    write(root / "sub" / "c.png", 2)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (root / "notes.txt").write_text("not an image, not a failure")
+    return root
+
+
+def test_folder_with_a_corrupt_file(folder: Path, small_weights: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(["matte", str(folder), "-o", str(out), "--weights", str(small_weights),
+                 "--output", "alpha,cutout,composite,preview", "--background", "red"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "matted 2 of 3" in err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a.alpha.png", "a.composite.jpg", "a.cutout.png", "a.preview.jpg",
+                     "b.alpha.png", "b.composite.png", "b.cutout.png", "b.preview.jpg"]
+    alpha = read(out / "b.alpha.png")
+    assert alpha.shape == (64, 100) and alpha.dtype == np.uint8
+    cut = read(out / "b.cutout.png")
+    assert cut.shape == (64, 100, 4) and np.array_equal(cut[..., 3], alpha)
+    assert read(out / "a.composite.jpg").shape == (96, 80, 3)
+    assert read(out / "a.preview.jpg").shape == (96, 240, 3)
+
+
+def test_recursive_keeps_subfolders_and_16_bit(folder: Path, small_weights: Path, tmp_path: Path) -> None:
+    (folder / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    assert main(["matte", str(folder), "-r", "-o", str(out), "--weights", str(small_weights), "--bits", "16"]) == 0
+    alpha = read(out / "sub" / "c.alpha.png")
+    assert alpha.shape == (96, 80) and alpha.dtype == np.uint16
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*")} == {
+        "a.alpha.png", "b.alpha.png", "sub", "sub/c.alpha.png"
+    }  # written atomically: no temporary files left
+
+
+def test_default_is_next_to_the_input_and_reruns_skip_outputs(folder: Path, small_weights: Path, capsys) -> None:
+    (folder / "broken.jpg").unlink()
+    for _ in range(2):
+        assert main(["matte", str(folder), "--weights", str(small_weights)]) == 0
+        assert "matted 2 of 2" in capsys.readouterr().err  # the first run's a.alpha.png is not an input
+    assert (folder / "a.alpha.png").is_file() and (folder / "b.alpha.png").is_file()
+
+
+def test_globs_and_clashing_stems(tmp_path: Path, small_weights: Path) -> None:
+    write(tmp_path / "x.jpg", 0)
+    write(tmp_path / "x.png", 1)
+    out = tmp_path / "out"
+    assert main(["matte", str(tmp_path / "x.*"), "-o", str(out), "--weights", str(small_weights)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x.jpg.alpha.png", "x.png.alpha.png"]
+
+
+def test_never_overwrites_an_input(tmp_path: Path, small_weights: Path, capsys) -> None:
+    write(tmp_path / "photo.png", 0)
+    victim = tmp_path / "photo.alpha.png"
+    write(victim, 1)
+    before = victim.read_bytes()
+    code = main(["matte", str(tmp_path / "photo.png"), str(victim), "--weights", str(small_weights)])
+    assert code == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert victim.read_bytes() == before
+    assert (tmp_path / "photo.alpha.alpha.png").is_file()  # the other input was still matted
+
+
+def test_stdin_to_stdout_in_a_real_process(small_weights: Path) -> None:
+    rgb = make_portrait(72, 56)[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "modnet_matting.cli.main", "matte", "-", "--weights", str(small_weights),
+         "--output", "cutout,alpha"],
+        input=encode_png(rgb), capture_output=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    cut = cv2.imdecode(np.frombuffer(result.stdout, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert cut.shape == (72, 56, 4)  # only the first requested output, as PNG
+
+
+def test_corrupt_stdin_is_reported(small_weights: Path, monkeypatch, capsysbinary) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"garbage")))
+    assert main(["matte", "-", "--weights", str(small_weights)]) == 1
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"" and b"cannot read image stdin" in captured.err
+
+
+def test_missing_default_weights_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(weights, "_packaged_path", lambda name: tmp_path / name)
+    write(tmp_path / "p.jpg")
+    assert main(["matte", str(tmp_path / "p.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "modnet weights fetch" in err and "--weights" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--output", "alpha,mask"], "--output takes"),
+        (["--background", "notacolour", "--output", "composite"], "not 'blur'"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16 is for GPUs"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path: Path, small_weights: Path, capsys, extra, message) -> None:
+    write(tmp_path / "p.jpg")
+    assert main(["matte", str(tmp_path / "p.jpg"), "--weights", str(small_weights), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_nothing_to_matte(tmp_path: Path, small_weights: Path, capsys) -> None:
+    assert main(["matte", str(tmp_path / "missing.jpg"), "--weights", str(small_weights)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_weights_list(capsys) -> None:
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in weights.REGISTRY:
+        assert name in out
+
+
+def test_weights_fetch_verifies_the_checksum(tmp_path: Path, small_weights: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MODNET_HOME", str(tmp_path / "home"))
+    entry = weights.REGISTRY["modnet-photographic"]
+    monkeypatch.setitem(weights.REGISTRY, "modnet-photographic",
+                        weights.WeightsEntry(**{**entry.__dict__, "url": small_weights.as_uri()}))
+    assert main(["weights", "fetch", "modnet-photographic"]) == 2  # no checksum known: refuse
+    assert "--sha256" in capsys.readouterr().err
+    assert main(["weights", "fetch", "modnet-photographic", "--sha256", "0" * 64]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    digest = hashlib.sha256(small_weights.read_bytes()).hexdigest()
+    assert main(["weights", "fetch", "modnet-photographic", "--sha256", digest]) == 0
+    fetched = Path(capsys.readouterr().out.strip())
+    assert fetched.read_bytes() == small_weights.read_bytes()

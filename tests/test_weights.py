@@ -1,0 +1,131 @@
+"""Checkpoints: the authors' format, our safetensors format, and readable errors."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from modnet_matting import weights
+from modnet_matting.model import MODNet
+from modnet_matting.weights import CheckpointError, Preprocess, WeightsConfig, WeightsNotFoundError
+
+MANIFEST = Path(__file__).parent / "data" / "official_state_dict.tsv"
+
+
+def read_manifest() -> dict[str, tuple[int, ...]]:
+    """Keys and shapes of the authors' released checkpoints (copied from the spec)."""
+    shapes = {}
+    for line in MANIFEST.read_text().splitlines():
+        key, shape = line.split("\t")
+        shapes[key] = tuple(ast.literal_eval(shape))
+    return shapes
+
+
+def authors_format(model: MODNet) -> dict[str, torch.Tensor]:
+    """A state dict laid out as the authors saved theirs: DataParallel prefix, backbone twice."""
+    state = {}
+    for key, value in model.state_dict().items():
+        state["module." + key] = value.clone()
+        if key.startswith("backbone."):
+            state["module.lr_branch." + key] = value.clone()
+    return state
+
+
+@pytest.fixture(scope="module")
+def model() -> MODNet:
+    torch.manual_seed(3)
+    net = MODNet()
+    for module in net.modules():  # non-trivial BatchNorm statistics, so loading them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def authors_ckpt(model: MODNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "authors.ckpt"
+    torch.save(authors_format(model), path)
+    return path
+
+
+def test_keys_and_shapes_match_the_released_checkpoints(model: MODNet) -> None:
+    ours = {key: tuple(value.shape) for key, value in authors_format(model).items()}
+    assert ours == read_manifest()
+
+
+def test_authors_checkpoint_loads_strictly_with_identical_output(model: MODNet, authors_ckpt: Path) -> None:
+    loaded, config = weights.load_weights(authors_ckpt)
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.forward_matte(x), model.forward_matte(x))
+    assert config.preprocess == Preprocess()
+
+
+def test_missing_num_batches_tracked_is_tolerated(model: MODNet, tmp_path: Path) -> None:
+    state = {k: v for k, v in authors_format(model).items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "no_nbt.ckpt")
+    weights.load_weights(tmp_path / "no_nbt.ckpt")
+
+
+def test_wrong_shape_is_rejected_naming_the_key(model: MODNet, tmp_path: Path) -> None:
+    state = authors_format(model)
+    state["module.f_branch.conv_f2x.layers.0.weight"] = torch.zeros(32, 64, 5, 5)
+    torch.save(state, tmp_path / "wrong.ckpt")
+    expected = r"f_branch\.conv_f2x\.layers\.0\.weight \(32, 64, 5, 5\) != \(32, 64, 3, 3\)"
+    with pytest.raises(CheckpointError, match=expected):
+        weights.load_weights(tmp_path / "wrong.ckpt")
+
+
+def test_missing_and_unexpected_keys_are_named(model: MODNet, tmp_path: Path) -> None:
+    state = authors_format(model)
+    state["module.extra.weight"] = state.pop("module.hr_branch.conv_hr.1.layers.0.bias")
+    torch.save(state, tmp_path / "keys.ckpt")
+    with pytest.raises(CheckpointError) as info:
+        weights.load_weights(tmp_path / "keys.ckpt")
+    assert "hr_branch.conv_hr.1.layers.0.bias" in str(info.value) and "extra.weight" in str(info.value)
+
+
+def test_differing_backbone_copies_are_rejected(model: MODNet, tmp_path: Path) -> None:
+    state = authors_format(model)
+    state["module.lr_branch.backbone.model.features.0.0.weight"] += 1
+    torch.save(state, tmp_path / "copies.ckpt")
+    with pytest.raises(CheckpointError, match="backbone copies differ"):
+        weights.load_weights(tmp_path / "copies.ckpt")
+
+
+def test_truncated_files_are_rejected(authors_ckpt: Path, random_weights: Path, tmp_path: Path) -> None:
+    for source in (authors_ckpt, random_weights):
+        cut = tmp_path / f"cut{source.suffix}"
+        data = source.read_bytes()
+        cut.write_bytes(data[: len(data) // 2])
+        with pytest.raises(CheckpointError, match=str(cut.name)):
+            weights.load_weights(cut)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        weights.load_weights(tmp_path / "empty.ckpt")
+
+
+def test_safetensors_round_trip_keeps_weights_and_config(model: MODNet, tmp_path: Path) -> None:
+    config = WeightsConfig(preprocess=Preprocess(reference_size=384), card={"data": "test"})
+    path = weights.save_weights(model, tmp_path / "w.safetensors", config, dtype=torch.float32)
+    loaded, loaded_config = weights.load_weights(path)
+    assert loaded_config == config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_missing_default_weights_say_how_to_get_some(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_packaged_path", lambda name: tmp_path / name)
+    with pytest.raises(WeightsNotFoundError) as info:
+        weights.load_weights(None)
+    message = str(info.value)
+    assert "\n" not in message and "--weights" in message and "modnet weights fetch" in message
+
+
+def test_unknown_file_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        weights.load_weights(tmp_path / "nothing.ckpt")
