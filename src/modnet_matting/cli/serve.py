@@ -1,0 +1,95 @@
+"""``modnet serve``: the HTTP API and web page under uvicorn.
+
+With one worker the model is loaded here before the port is opened, so bad
+weights or a busy port end with a one-line error. With several workers each
+process loads its own copy through ``server.app.app_from_env``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+
+from .main import CLIError
+
+ENV_OPTIONS = "MODNET_SERVE_OPTIONS"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP API and web page",
+        description="Serve POST /v1/matte, GET /healthz, the OpenAPI docs at /docs and a web page at /.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default: 1)")
+    parser.add_argument("--weights", default=None, help="registry name or weights file (default: modnet-people)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default: 20)")
+    parser.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default: 25e6)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request gets 504 (default: 60)")
+    parser.add_argument("--max-batch", type=int, default=8, help="images batched into one network call (default: 8)")
+    parser.add_argument("--queue-size", type=int, default=64, help="queued images before 503 (default: 64)")
+    parser.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    for name in ("workers", "max_pixels", "max_batch", "queue_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_upload_mb <= 0 or args.timeout <= 0:
+        raise CLIError("--max-upload-mb and --timeout must be positive")
+    return {
+        "weights": args.weights,
+        "device": args.device,
+        "max_upload_bytes": int(args.max_upload_mb * 1_000_000),
+        "max_pixels": args.max_pixels,
+        "timeout_s": args.timeout,
+        "max_batch": args.max_batch,
+        "queue_size": args.queue_size,
+    }
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line now rather than with uvicorn's log after the model has loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CLIError(f"cannot resolve --host {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..server.app import create_app
+    except ModuleNotFoundError as exc:
+        raise CLIError(
+            f"the server needs the 'server' extra ({exc.name} is missing): pip install 'modnet-matting[server]'"
+        ) from None
+    options = _options(args)
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port must be 0..65535, not {args.port}")
+    _check_port(args.host, args.port)
+    if args.workers == 1:
+        app = create_app(**options)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    from ..inference import load_model
+
+    load_model(options["weights"], device=options["device"])  # fail here, once, if the weights are bad
+    os.environ[ENV_OPTIONS] = json.dumps(options)
+    uvicorn.run(
+        "modnet_matting.server.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+    return 0

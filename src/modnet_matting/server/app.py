@@ -1,0 +1,243 @@
+"""The FastAPI application: ``POST /v1/matte``, ``GET /healthz``, the web page at ``/``.
+
+The model is loaded once per process. Each request is read with a byte limit,
+decoded in a worker thread, queued for the micro-batcher (which runs the
+network off the event loop) and rendered in a worker thread, all under one
+timeout, so a slow or hostile request never stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..inference import Predictor, load_model
+from ..weights import DEFAULT_WEIGHTS
+from .batcher import MicroBatcher, QueueFullError
+from .errors import ApiError, error_response
+from .render import choose_background, render
+from .uploads import SUPPORTED, Upload, decode, read_body, split_upload
+
+MiB = 1 << 20
+DEFAULT_MAX_UPLOAD_BYTES = 20 * MiB
+DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_TIMEOUT_S = 60.0
+
+Output = Literal["alpha", "cutout", "composite", "json"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost."""
+
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+class MatteResult(BaseModel):
+    """``output=json``: every image as a base64-encoded PNG."""
+
+    width: int
+    height: int
+    background: Literal["none", "color", "image", "blur"]
+    alpha: str
+    cutout: str
+    composite: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    weights: str
+    device: str
+    queued: int
+    batches_run: int
+    images_run: int
+
+
+_PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+_IMAGE_SCHEMA = {"type": "string", "format": "binary"}
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": f"The photo ({SUPPORTED}): as multipart field `file` (with an optional background image "
+        "in field `background`), or as the raw request body.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": _IMAGE_SCHEMA, "background": _IMAGE_SCHEMA},
+                },
+                "encoding": {"file": {"contentType": "image/*"}, "background": {"contentType": "image/*"}},
+            },
+            "image/png": {"schema": _IMAGE_SCHEMA},
+            "image/jpeg": {"schema": _IMAGE_SCHEMA},
+            "application/octet-stream": {"schema": _IMAGE_SCHEMA},
+        },
+    }
+}
+_RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "PNG for output=alpha (grey), cutout (RGBA) or composite (RGB); JSON for output=json.",
+        "content": {**_PNG, "application/json": {"schema": {"$ref": "#/components/schemas/MatteResult"}}},
+    },
+    400: error_response("Malformed multipart body."),
+    413: error_response("Upload larger than the byte limit, or an image with more pixels than allowed."),
+    415: error_response("The upload is not an image."),
+    422: error_response("Invalid parameter, missing image, or a damaged image."),
+    500: error_response("Unexpected server error (logged); the server keeps serving."),
+    503: error_response("Too many requests queued; retry later."),
+    504: error_response("The request took longer than the server's timeout."),
+}
+
+
+def _static_dir() -> str:
+    return str(resources.files("modnet_matting") / "server" / "static")
+
+
+def create_app(
+    predictor: Predictor | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_batch: int = 8,
+    max_wait_ms: float = 10.0,
+    queue_size: int = 64,
+) -> FastAPI:
+    """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving)."""
+    if predictor is None:
+        predictor = load_model(weights, device=device)
+        weights_label = str(weights or DEFAULT_WEIGHTS)
+    else:
+        weights_label = _weights_label(predictor)
+    limits = Limits(max_upload_bytes, max_pixels, timeout_s)
+    batcher = MicroBatcher(
+        predictor.predict_rgb, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, queue_size=queue_size
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        yield
+        await batcher.stop()
+        batcher.close()
+
+    app = FastAPI(
+        title="MODNet matting",
+        version=__version__,
+        description="Trimap-free portrait matting: upload a photo, get its alpha matte, cut-out or a new background.",
+        lifespan=lifespan,
+    )
+    app.state.predictor = predictor
+    app.state.batcher = batcher
+    app.state.limits = limits
+    _install_error_handlers(app)
+    _add_routes(app, predictor, batcher, limits, weights_label)
+    app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        return JSONResponse({"error": "invalid_parameter", "detail": problems}, 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Logged by the server; the client gets the same JSON shape as every other error.
+        return JSONResponse({"error": "internal_error", "detail": f"internal error ({type(exc).__name__})"}, 500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {"error": f"http_{exc.status_code}", "detail": str(exc.detail)}
+        return JSONResponse(body, exc.status_code, headers=exc.headers)  # keeps 405's Allow header
+
+
+def _weights_label(predictor: Predictor) -> str:
+    card = getattr(getattr(predictor, "config", None), "card", None) or {}
+    return str(card.get("name") or card.get("source") or "custom predictor")
+
+
+def _add_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher, limits: Limits, weights: str) -> None:
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(os.path.join(_static_dir(), "index.html"), media_type="text/html")
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and queue state")
+    async def healthz() -> Health:
+        device = getattr(predictor.backend, "device", getattr(predictor.backend, "name", "unknown"))
+        return Health(
+            status="ok",
+            version=__version__,
+            weights=weights,
+            device=str(device),
+            queued=batcher.pending,
+            batches_run=batcher.batches_run,
+            images_run=batcher.images_run,
+        )
+
+    @app.post(
+        "/v1/matte",
+        summary="Matte a photo",
+        response_class=Response,
+        responses=_RESPONSES,
+        openapi_extra=_REQUEST_BODY,
+    )
+    async def matte(
+        request: Request,
+        output: Output = Query("cutout", description="alpha PNG, RGBA cut-out PNG, composite PNG, or JSON (base64)."),
+        color: str | None = Query(
+            None, max_length=64, description="Background colour: a name (white), #rrggbb, #rgb or r,g,b."
+        ),
+        blur: bool = Query(False, description="Background: the photo's own background, heavily blurred."),
+    ) -> Response:
+        body = await read_body(request, limits.max_upload_bytes)
+        upload = await split_upload(request, body)
+        del body
+        try:
+            result = await asyncio.wait_for(_process(upload, output, color, blur), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"the request took longer than {limits.timeout_s:g} s") from None
+        if isinstance(result, dict):
+            return JSONResponse(result)
+        headers = {"Content-Disposition": f'inline; filename="{output}.png"'}
+        return Response(result, media_type="image/png", headers=headers)
+
+    async def _process(upload: Upload, output: str, color: str | None, blur: bool) -> bytes | dict:
+        rgb = await run_in_threadpool(decode, upload.photo, "the photo", limits.max_pixels)
+        image = None
+        if upload.background is not None:
+            image = await run_in_threadpool(decode, upload.background, "the background image", limits.max_pixels)
+        background = choose_background(color, blur, image)
+        try:
+            alpha = await batcher.submit(rgb)
+        except QueueFullError as exc:
+            raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+        return await run_in_threadpool(render, rgb, alpha, output, background)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``modnet serve --workers N``: options come from ``MODNET_SERVE_OPTIONS`` (JSON)."""
+    return create_app(**json.loads(os.environ.get("MODNET_SERVE_OPTIONS", "{}")))

@@ -1,0 +1,28 @@
+"""The API's one error shape: ``{"error": code, "detail": message}`` with a status."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ApiError(Exception):
+    """A request the server refuses; becomes a JSON error response."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    """Every error response of the API has this body."""
+
+    error: str
+    detail: str
+
+
+def error_response(description: str) -> dict:
+    """OpenAPI ``responses`` entry for an error status."""
+    return {"model": ErrorBody, "description": description}
