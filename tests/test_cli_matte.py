@@ -80,6 +80,9 @@ def test_recursive_keeps_subfolders_and_16_bit(folder: Path, small_weights: Path
     assert {p.relative_to(out).as_posix() for p in out.rglob("*")} == {
         "a.alpha.png", "b.alpha.png", "sub", "sub/c.alpha.png"
     }  # written atomically: no temporary files left
+    reference = tmp_path / "plain"
+    reference.write_bytes(b"")
+    assert (out / "a.alpha.png").stat().st_mode & 0o777 == reference.stat().st_mode & 0o777  # not private
 
 
 def test_default_is_next_to_the_input_and_reruns_skip_outputs(folder: Path, small_weights: Path, capsys) -> None:

@@ -133,14 +133,29 @@ def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> 
     return buf.tobytes()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Read once at import (setting it is process-wide): new files get the usual 0666 & ~umask.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary name in the target folder, then rename into place."""
+    """Write to a temporary name in the target folder, then rename into place.
+
+    The temporary file is created private (0600); it is given the permissions a
+    normally created file would have before it replaces the target.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
