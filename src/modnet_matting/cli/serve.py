@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import load_model
 
     load_model(options["weights"], device=options["device"])  # fail here, once, if the weights are bad
-    os.environ[ENV_OPTIONS] = json.dumps(options)
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads})
     uvicorn.run(
         "modnet_matting.server.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers
     )

@@ -239,5 +239,15 @@ def _add_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher, limit
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory for ``modnet serve --workers N``: options come from ``MODNET_SERVE_OPTIONS`` (JSON)."""
-    return create_app(**json.loads(os.environ.get("MODNET_SERVE_OPTIONS", "{}")))
+    """uvicorn factory for ``modnet serve --workers N``: options come from ``MODNET_SERVE_OPTIONS`` (JSON).
+
+    ``threads`` splits the CPU cores between the worker processes, which
+    would otherwise each start one thread per core and fight over them.
+    """
+    options = json.loads(os.environ.get("MODNET_SERVE_OPTIONS", "{}"))
+    threads = options.pop("threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return create_app(**options)
