@@ -6,6 +6,7 @@ downloaded browser build). Skipped, with the reason, when either is missing.
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 import socket
@@ -150,6 +151,24 @@ def test_upload_shows_matte_and_cutout_and_downloads_a_png(browser, server_url, 
     WebDriverWait(browser, WAIT_S).until(lambda _: target.exists() and target.stat().st_size > 0)
     with Image.open(io.BytesIO(target.read_bytes())) as saved:
         assert saved.format == "PNG" and saved.mode == "RGBA" and saved.size == (80, 96)
+
+
+def test_dropping_a_photo_on_the_page_works(browser, server_url, photo_file):
+    browser.get(server_url + "/")
+    browser.execute_script(
+        """
+        const bytes = Uint8Array.from(atob(arguments[0]), (ch) => ch.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        """,
+        base64.b64encode(photo_file.read_bytes()).decode(),
+    )
+    _wait_state(browser, "done")
+    assert _loaded_size(browser, "cutout") == (80, 96)
+    assert browser.find_element(By.ID, "download-cutout").get_attribute("download") == "dropped-cutout.png"
 
 
 def test_colour_and_image_backgrounds_give_a_composite(browser, server_url, photo_file, tmp_path):

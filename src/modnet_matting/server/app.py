@@ -32,8 +32,7 @@ from .errors import ApiError, error_response
 from .render import choose_background, render
 from .uploads import SUPPORTED, Upload, decode, read_body, split_upload
 
-MiB = 1 << 20
-DEFAULT_MAX_UPLOAD_BYTES = 20 * MiB
+DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
 DEFAULT_MAX_PIXELS = 25_000_000
 DEFAULT_TIMEOUT_S = 60.0
 
