@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -37,6 +39,7 @@ DEFAULT_MAX_PIXELS = 25_000_000
 DEFAULT_TIMEOUT_S = 60.0
 
 Output = Literal["alpha", "cutout", "composite", "json"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -124,19 +127,22 @@ def create_app(
     """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving)."""
     if predictor is None:
         predictor = load_model(weights, device=device)
-        weights_label = str(weights or DEFAULT_WEIGHTS)
+        weights_label = Path(str(weights or DEFAULT_WEIGHTS)).name  # a file's name, not where it lives
     else:
         weights_label = _weights_label(predictor)
     limits = Limits(max_upload_bytes, max_pixels, timeout_s)
     batcher = MicroBatcher(
         predictor.predict_rgb, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, queue_size=queue_size
     )
+    # Decoding and compositing a large photo takes seconds and hundreds of MB: at most one per core at a time.
+    cpu_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="modnet-cpu")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
         yield
         await batcher.stop()
         batcher.close()
+        cpu_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="MODNet matting",
@@ -148,7 +154,7 @@ def create_app(
     app.state.batcher = batcher
     app.state.limits = limits
     _install_error_handlers(app)
-    _add_routes(app, predictor, batcher, limits, weights_label)
+    _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     return app
 
@@ -179,7 +185,12 @@ def _weights_label(predictor: Predictor) -> str:
     return str(card.get("name") or card.get("source") or "custom predictor")
 
 
-def _add_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher, limits: Limits, weights: str) -> None:
+def _add_routes(
+    app: FastAPI, predictor: Predictor, batcher: MicroBatcher, cpu_pool: Executor, limits: Limits, weights: str
+) -> None:
+    async def in_pool(fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(cpu_pool, fn, *args)
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(os.path.join(_static_dir(), "index.html"), media_type="text/html")
@@ -225,16 +236,16 @@ def _add_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher, limit
         return Response(result, media_type="image/png", headers=headers)
 
     async def _process(upload: Upload, output: str, color: str | None, blur: bool) -> bytes | dict:
-        rgb = await run_in_threadpool(decode, upload.photo, "the photo", limits.max_pixels)
+        rgb = await in_pool(decode, upload.photo, "the photo", limits.max_pixels)
         image = None
         if upload.background is not None:
-            image = await run_in_threadpool(decode, upload.background, "the background image", limits.max_pixels)
+            image = await in_pool(decode, upload.background, "the background image", limits.max_pixels)
         background = choose_background(color, blur, image)
         try:
             alpha = await batcher.submit(rgb)
         except QueueFullError as exc:
             raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-        return await run_in_threadpool(render, rgb, alpha, output, background)
+        return await in_pool(render, rgb, alpha, output, background)
 
 
 def app_from_env() -> FastAPI:
