@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the benchmark runner, peer methods, composites and speed."""
