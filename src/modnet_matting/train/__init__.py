@@ -1,0 +1,1 @@
+"""Training: data and labels, augmentation, trimaps, losses, the supervised loop and SOC."""

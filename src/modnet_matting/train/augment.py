@@ -1,0 +1,129 @@
+"""Training samples: rescale, crop around the person, flip, colour jitter, new backgrounds.
+
+Every sample is a pure function of (seed, epoch, position), so a resumed run
+draws exactly the samples the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .data import CachedSet
+from .trimap import trimap_from_matte
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop: int = 256
+    scale_min: float = 0.65
+    scale_max: float = 1.05
+    composite_prob: float = 0.5
+    flip_prob: float = 0.5
+    jitter: float = 0.2
+    person_crop_prob: float = 0.9
+
+
+def _rescale(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
+    h, w = arrays[0].shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return [cv2.resize(a, size, interpolation=interp) for a in arrays]
+
+
+def _crop_origin(alpha: np.ndarray, crop: int, rng: np.random.Generator, around_person: bool) -> tuple[int, int]:
+    h, w = alpha.shape
+    if around_person:
+        ys, xs = np.nonzero(alpha > 127)
+        if len(ys):
+            pick = rng.integers(len(ys))
+            cy, cx = int(ys[pick]), int(xs[pick])
+            top = int(np.clip(cy - rng.integers(0, crop), 0, max(0, h - crop)))
+            left = int(np.clip(cx - rng.integers(0, crop), 0, max(0, w - crop)))
+            return top, left
+    return int(rng.integers(0, max(1, h - crop + 1))), int(rng.integers(0, max(1, w - crop + 1)))
+
+
+def _pad_to(array: np.ndarray, crop: int) -> np.ndarray:
+    h, w = array.shape[:2]
+    if h >= crop and w >= crop:
+        return array
+    pad = ((0, max(0, crop - h)), (0, max(0, crop - w))) + ((0, 0),) * (array.ndim - 2)
+    return np.pad(array, pad, mode="reflect" if min(h, w) > 1 else "edge")
+
+
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Brightness, contrast, saturation and a small hue shift, in float HSV."""
+    if strength <= 0:
+        return image
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-0.05, 0.05) * 255) % 256
+    hsv[..., 1] *= rng.uniform(1 - strength, 1 + strength)
+    hsv[..., 2] *= rng.uniform(1 - strength, 1 + strength)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB_FULL).astype(np.float32)
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(1 - strength, 1 + strength) + mean
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def make_sample(
+    data: CachedSet, index: int, backgrounds: list[np.ndarray], cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented (RGB uint8 crop, float32 alpha crop) pair."""
+    image, alpha, fg = data.images[index], data.alphas[index], data.fgs[index]
+    image, alpha, fg = _rescale([image, alpha, fg], rng.uniform(cfg.scale_min, cfg.scale_max))
+    if backgrounds and rng.random() < cfg.composite_prob:
+        bg = backgrounds[rng.integers(len(backgrounds))]
+        bg = cv2.resize(bg, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+        a = alpha[..., None].astype(np.float32) / 255.0
+        image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
+    image, alpha = _pad_to(image, cfg.crop), _pad_to(alpha, cfg.crop)
+    top, left = _crop_origin(alpha, cfg.crop, rng, rng.random() < cfg.person_crop_prob)
+    image = image[top:top + cfg.crop, left:left + cfg.crop]
+    alpha = alpha[top:top + cfg.crop, left:left + cfg.crop]
+    if rng.random() < cfg.flip_prob:
+        image, alpha = image[:, ::-1], alpha[:, ::-1]
+    image = colour_jitter(np.ascontiguousarray(image), rng, cfg.jitter)
+    return image, np.ascontiguousarray(alpha).astype(np.float32) / 255.0
+
+
+class MattingSamples(Dataset):
+    """Index = position in an endless stream; the stream is fixed by ``seed``."""
+
+    def __init__(self, data: CachedSet, backgrounds: list[np.ndarray], cfg: AugmentConfig, seed: int) -> None:
+        self.data, self.backgrounds, self.cfg, self.seed = data, backgrounds, cfg, seed
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def sample_index(self, position: int) -> int:
+        epoch, offset = divmod(position, len(self.data))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        return int(order[offset])
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, 1, position])
+        image, alpha = make_sample(self.data, self.sample_index(position), self.backgrounds, self.cfg, rng)
+        trimap = trimap_from_matte(alpha, rng)
+        x = torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return {"image": x, "matte": torch.from_numpy(alpha)[None], "trimap": torch.from_numpy(trimap)[None]}
+
+
+class StreamSampler(Sampler[int]):
+    """Positions ``start, start+1, ...`` (endless): resuming means starting later."""
+
+    def __init__(self, start: int = 0, stride: int = 1, offset: int = 0) -> None:
+        self.start, self.stride, self.offset = start, stride, offset
+
+    def __iter__(self):
+        position = self.start + self.offset
+        while True:
+            yield position
+            position += self.stride
+
+    def __len__(self) -> int:  # pragma: no cover - endless
+        return 2**62

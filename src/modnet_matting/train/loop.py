@@ -1,0 +1,419 @@
+"""The supervised training loop: resumable at any minute, CPU-first, GPU- and DDP-ready.
+
+A run lives in ``runs/<name>/``: ``last.pt`` (model, EMA model, optimiser,
+step, RNG; written every ``checkpoint_minutes`` and on SIGINT/SIGTERM),
+``best.safetensors`` (EMA weights with the best validation IoU, in our weights
+format; ``backbone.safetensors`` in segmentation mode), ``train_log.csv`` and
+``val_log.csv`` (and ``tensorboard/`` when that package is installed). Starting
+the same command again continues from ``last.pt``; the sample stream is a pure
+function of the seed and the position, so a resumed run sees the samples an
+uninterrupted one would.
+
+Under torchrun (``WORLD_SIZE`` > 1) every rank takes ``batch_size`` samples per
+step from the same stream (rank r: positions r, r + world, ...), batch norm is
+synchronised, and DDP averages the gradients of the per-rank mean losses, so N
+ranks of batch B follow one process of batch N x B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from ..inference import network_size, pick_device, resize
+from ..model import MODNet
+from ..weights import Preprocess, WeightsConfig, load_weights, save_weights
+from .augment import AugmentConfig, MattingSamples, StreamSampler
+from .backbone import SegmentationNet, load_backbone, save_backbone, segmentation_losses
+from .config import TrainConfig, dump_config
+from .data import CachedSet, build_cache, concat_sets, load_backgrounds
+from .distributed import any_rank, convert_sync_batchnorm
+from .losses import LossWeights, modnet_losses
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine, step (x0.1) or constant."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "step":
+        return 0.1 ** (step // cfg.step_every)
+    return 1.0
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _run_device(cfg: TrainConfig, world: int) -> torch.device:
+    """The configured device; under torchrun each rank takes the GPU ``LOCAL_RANK``."""
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _tensorboard_writer(path: Path) -> Any:
+    """A SummaryWriter when the optional ``tensorboard`` package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
+
+
+class Trainer:
+    """Owns the model, its EMA copy, the optimiser and the data stream of one run."""
+
+    def __init__(self, cfg: TrainConfig, log=print) -> None:
+        cfg.check()
+        self.cfg, self.log = cfg, log
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.device = _run_device(cfg, self.world)
+        if cfg.fp16 and self.device.type != "cuda":
+            raise ValueError("fp16=true needs a CUDA device; on the CPU use bf16=true")
+        if cfg.mode == "segmentation" and cfg.init_weights:
+            raise ValueError("init_weights is a MODNet file; in segmentation mode use backbone_weights")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(cfg.seed)
+        self.model = SegmentationNet() if cfg.mode == "segmentation" else MODNet()
+        if self.world > 1:
+            self.model = convert_sync_batchnorm(self.model, self.device)
+        self.model = self.model.to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.fp16)
+        self.step, self.best, self.elapsed = 0, -math.inf, 0.0
+        self.train_data: CachedSet | None = None
+        self.val_sets: list[CachedSet] = []
+        self.backgrounds: list[np.ndarray] = []
+        self.loss_weights = LossWeights(cfg.loss_semantic, cfg.loss_detail, cfg.loss_matte)
+        self._stop = False
+        self._board: Any = None
+
+    # ----------------------------------------------------------------- setup
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = self.model.parameters()
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
+            )
+        if self.cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        raise ValueError(f"unknown optimizer {self.cfg.optimizer!r}; use adamw or sgd")
+
+    def prepare_data(self) -> None:
+        """Build or load the caches, then split train / validation by name hash."""
+        cfg = self.cfg
+        train_parts, self.val_sets = [], []
+        for name in cfg.sets:
+            cache = Path(cfg.cache_dir) / f"{name}_{cfg.cache_short_side}_{cfg.label_method}.npz"
+            full = build_cache(Path(cfg.data_root) / name, cache, cfg.cache_short_side, cfg.label_method, log=self.log)
+            full.name = name
+            train_parts.append(full.subset(held_out=False))
+            self.val_sets.append(full.subset(held_out=True).spread(cfg.val_per_set))
+        self.train_data = concat_sets(train_parts)
+        self.backgrounds = load_backgrounds(cfg.backgrounds, cfg.cache_short_side, held_out=False)
+        self.log(f"train samples {len(self.train_data)}, backgrounds {len(self.backgrounds)}, "
+                 f"validation {', '.join(f'{s.name}:{len(s)}' for s in self.val_sets)}")
+
+    def use_data(self, train: CachedSet, val_sets: list[CachedSet], backgrounds: list[np.ndarray]) -> None:
+        """Give in-memory data directly (tests, notebooks)."""
+        self.train_data, self.val_sets, self.backgrounds = train, val_sets, backgrounds
+
+    def _loader(self) -> DataLoader:
+        cfg = self.cfg
+        aug = AugmentConfig(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.composite_prob, jitter=cfg.jitter)
+        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed)
+        start = self.step * cfg.batch_size * self.world
+        sampler = StreamSampler(start, stride=self.world, offset=self.rank)
+        return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
+                          persistent_workers=cfg.data_workers > 0, prefetch_factor=4 if cfg.data_workers else None,
+                          pin_memory=self.device.type == "cuda")
+
+    # ------------------------------------------------------------ checkpoint
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.cfg.run_dir / "last.pt"
+
+    def _bare(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self._bare(self.model).state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "elapsed": self.elapsed,
+            "torch_rng": torch.get_rng_state(),
+            "config": dump_config(self.cfg),
+            "mode": self.cfg.mode,
+            "scaler": self.scaler.state_dict(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from ``last.pt``; else start from ``init_weights`` if given."""
+        if self.checkpoint_path.exists():
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+            mode = state.get("mode", "supervised")
+            if mode != self.cfg.mode:
+                raise ValueError(f"{self.checkpoint_path} is a {mode} run; this config says mode={self.cfg.mode}")
+            self._bare(self.model).load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            self.step, self.best, self.elapsed = int(state["step"]), float(state["best"]), float(state["elapsed"])
+            torch.set_rng_state(state["torch_rng"])
+            self.log(f"resumed {self.checkpoint_path} at step {self.step}")
+            return True
+        if self.cfg.init_weights:
+            model, _ = load_weights(self.cfg.init_weights)
+            self._bare(self.model).load_state_dict(model.state_dict())
+            self.ema.load_state_dict(model.state_dict())
+            self.log(f"initialised from {self.cfg.init_weights}")
+        if self.cfg.backbone_weights:
+            count = load_backbone(self._bare(self.model).backbone, self.cfg.backbone_weights)
+            self.ema.backbone.load_state_dict(self._bare(self.model).backbone.state_dict())
+            self.log(f"backbone: {count} tensors from {self.cfg.backbone_weights}")
+        return False
+
+    def weights_config(self, metrics: dict[str, Any]) -> WeightsConfig:
+        cfg = self.cfg
+        pre = Preprocess(reference_size=cfg.infer_reference, resize_mode=cfg.infer_mode)
+        card = {
+            "source": "modnet-matting training run " + cfg.name,
+            "data": ", ".join(cfg.sets) + " (research-use photos; see docs/model_card.md)",
+            "licence": "weights trained on research-use data: non-commercial research use",
+            "samples_seen": self.step * cfg.batch_size * self.world,
+            "cpu_hours": round(self.elapsed / 3600, 3),
+            "validation": metrics,
+        }
+        return WeightsConfig(preprocess=pre, card=card)
+
+    # -------------------------------------------------------------- training
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.fp16:
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        if self.cfg.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _losses(self, image: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        matte = batch["matte"].to(self.device, non_blocking=True)
+        with self._autocast():
+            outputs = self.model(image)
+        if self.cfg.mode == "segmentation":
+            return segmentation_losses(outputs.float(), matte)
+        trimap = batch["trimap"].to(self.device, non_blocking=True)
+        semantic, detail, pred = outputs
+        return modnet_losses(semantic.float(), detail.float(), pred.float(), matte, trimap, image.float(),
+                             self.loss_weights)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg, self.step)
+        image = batch["image"].to(self.device, non_blocking=True)
+        if cfg.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        self.model.train()
+        losses = self._losses(image, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self._update_ema()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        model_state = self._bare(self.model).state_dict()
+        for key, value in self.ema.state_dict().items():
+            source = model_state[key]
+            if value.is_floating_point():
+                value.mul_(decay).add_(source.detach(), alpha=1 - decay)
+            else:
+                value.copy_(source)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """EMA model at the inference scale: IoU (alpha >= 0.5) and MAD per held-out set."""
+        pre = Preprocess(reference_size=self.cfg.infer_reference, resize_mode=self.cfg.infer_mode)
+        results: dict[str, Any] = {}
+        ious, mads = [], []
+        for data in self.val_sets:
+            set_iou, set_mad = [], []
+            for image, alpha in zip(data.images, data.alphas):
+                h, w = image.shape[:2]
+                nh, nw = network_size(h, w, pre)
+                x = torch.from_numpy(resize(image, nh, nw)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+                x = x.to(self.device)
+                with self._autocast():
+                    pred = self.ema.forward_matte(x.contiguous(memory_format=torch.channels_last))
+                pred = np.clip(resize(pred[0, 0].float().cpu().numpy(), h, w), 0, 1)
+                gt = alpha.astype(np.float32) / 255.0
+                union = np.logical_or(pred >= 0.5, gt >= 0.5).sum()
+                set_iou.append(np.logical_and(pred >= 0.5, gt >= 0.5).sum() / union if union else 1.0)
+                set_mad.append(float(np.abs(pred - gt).mean()))
+            if set_iou:
+                results[f"iou_{data.name}"] = round(float(np.mean(set_iou)), 4)
+                results[f"mad_{data.name}"] = round(float(np.mean(set_mad)), 5)
+                ious.append(np.mean(set_iou))
+                mads.append(np.mean(set_mad))
+        results["iou"] = round(float(np.mean(ious)), 4) if ious else float("nan")
+        results["mad"] = round(float(np.mean(mads)), 5) if mads else float("nan")
+        return results
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.log(f"signal {signum}: saving and stopping")
+        self._stop = True
+
+    def _wrap_ddp(self) -> None:
+        if self.world > 1 and not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    def _install_signals(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        with contextlib.suppress(ValueError):  # not in the main thread
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def run(self, max_steps: int | None = None, max_minutes: float | None = None) -> dict[str, Any]:
+        """Train until ``total_steps``, ``max_steps`` more steps, or ``max_minutes``."""
+        cfg = self.cfg
+        if self.train_data is None:
+            self.prepare_data()
+        self.load_checkpoint()
+        self._wrap_ddp()
+        previous_handlers = self._install_signals()
+        main = self.rank == 0
+        if main:
+            cfg.run_dir.mkdir(parents=True, exist_ok=True)
+            (cfg.run_dir / "config.yaml").write_text(dump_config(cfg))
+        self._board = _tensorboard_writer(cfg.run_dir / "tensorboard") if main and cfg.tensorboard else None
+        stop_step = min(cfg.total_steps, self.step + max_steps) if max_steps else cfg.total_steps
+        bar = None
+        if main and cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=stop_step, initial=self.step, unit="step", dynamic_ncols=True)
+        try:
+            return self._train_until(stop_step, max_minutes, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._board is not None:
+                self._board.close()
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+
+    def _train_until(self, stop_step: int, max_minutes: float | None, bar: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        last_stats: dict[str, Any] = {}
+        started, last_save, window = time.monotonic(), time.monotonic(), time.monotonic()
+        base_elapsed, running = self.elapsed, []
+        for batch in self._loader():
+            if self.step >= stop_step or self._stop:
+                break
+            last_stats = self.train_step(batch)
+            running.append(last_stats)
+            self.elapsed = base_elapsed + time.monotonic() - started
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_stats['total']:.4f}", refresh=False)
+            if self.step % cfg.log_every == 0 and self.rank == 0:
+                now = time.monotonic()
+                row = {"step": self.step, "samples": self.step * cfg.batch_size * self.world,
+                       "hours": round(self.elapsed / 3600, 4), "lr": self.optimizer.param_groups[0]["lr"],
+                       **{k: round(float(np.mean([r[k] for r in running])), 5) for k in running[0]},
+                       "img_per_s": round(len(running) * cfg.batch_size * self.world / (now - window), 2)}
+                _append_csv(cfg.run_dir / "train_log.csv", row)
+                self._board_scalars("train", row)
+                line = " ".join(f"{k}={v}" for k, v in row.items())
+                if bar is not None:
+                    bar.write(line)
+                else:
+                    self.log(line)
+                running, window = [], now
+            if cfg.val_every and self.step % cfg.val_every == 0 and self.rank == 0:
+                self._validate_and_export()
+            if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+                self.save_checkpoint()
+                last_save = time.monotonic()
+            out_of_time = max_minutes is not None and time.monotonic() - started > max_minutes * 60
+            if self.world > 1:  # every rank must leave the loop at the same step
+                self._stop = any_rank(self._stop or out_of_time, self.device)
+            if out_of_time:
+                break
+        self.save_checkpoint()
+        if self.cfg.mode == "segmentation" and self.rank == 0 and not self.backbone_path.exists():
+            save_backbone(self.ema.backbone, self.backbone_path)
+        return last_stats
+
+    @property
+    def backbone_path(self) -> Path:
+        return self.cfg.run_dir / "backbone.safetensors"
+
+    def _board_scalars(self, prefix: str, row: dict[str, Any]) -> None:
+        if self._board is None:
+            return
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self._board.add_scalar(f"{prefix}/{key}", value, self.step)
+        self._board.flush()
+
+    def _validate_and_export(self) -> None:
+        metrics = self.validate()
+        row = {"step": self.step, "samples": self.step * self.cfg.batch_size * self.world,
+               "hours": round(self.elapsed / 3600, 4), **metrics}
+        _append_csv(self.cfg.run_dir / "val_log.csv", row)
+        self._board_scalars("val", row)
+        self.log("validation " + " ".join(f"{k}={v}" for k, v in row.items()))
+        if metrics["iou"] > self.best:
+            self.best = metrics["iou"]
+            if self.cfg.mode == "segmentation":
+                target = save_backbone(self.ema.backbone, self.backbone_path)
+            else:
+                target = save_weights(self.ema, self.cfg.run_dir / "best.safetensors", self.weights_config(metrics))
+            self.log(f"new best iou {self.best}: {target}")
+        self.save_checkpoint()
