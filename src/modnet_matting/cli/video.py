@@ -1,0 +1,131 @@
+"""``modnet video``: matte a video file into a matte, composite and/or cut-out video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .main import CLIError
+
+CUTOUT_SUFFIXES = {"mov": ".mov", "webm": ".webm", "png": ""}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "video",
+        help="matte a video: alpha matte, composite or transparent cut-out (keeps timing and audio)",
+        description="Matte a video file frame by frame (streaming, bounded memory) with the one-frame-delay "
+        "flicker fix. Outputs keep the frame timing, rotation metadata and audio track.",
+    )
+    parser.add_argument("input", help="video file")
+    parser.add_argument("-o", "--out", help="output file; with --output all, a folder (default: next to the input)")
+    parser.add_argument("--output", choices=("alpha", "composite", "cutout", "all"), default="composite",
+                        help="alpha: grey matte video; composite: over --background; cutout: transparent "
+                        "(.mov ProRes 4444, .webm VP9 or a folder of RGBA PNGs); all: the three (default: composite)")
+    parser.add_argument("--background", default="white",
+                        help="composite background: colour (name, #hex, r,g,b), image file, video file or 'blur'")
+    parser.add_argument("--cutout-format", choices=tuple(CUTOUT_SUFFIXES), default="mov",
+                        help="cut-out format when OUT does not say (default: mov = ProRes 4444)")
+    parser.add_argument("--start", type=float, help="start time in seconds")
+    parser.add_argument("--end", type=float, help="end time in seconds")
+    parser.add_argument("--no-ofd", action="store_true", help="turn off the one-frame-delay flicker fix")
+    parser.add_argument("--ofd-threshold", type=float, default=0.1, help="OFD threshold xi (default 0.1)")
+    parser.add_argument("--weights", help="registry name or checkpoint file (default: modnet-people)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    parser.add_argument("--codec", help="video encoder for alpha/composite outputs (e.g. libx264, ffv1, libvpx-vp9)")
+    parser.add_argument("--crf", type=int, help="quality for x264/VP9 (lower is better; default 18 / 30)")
+    parser.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def output_paths(source: Path, kind: str, out: str | None, cutout_format: str) -> list[tuple[str, Path]]:
+    """(kind, path) for each output: OUT as given, or ``<stem>_<kind>.<ext>`` beside the input / in OUT."""
+    kinds = ("alpha", "composite", "cutout") if kind == "all" else (kind,)
+
+    def default(k: str, folder: Path) -> Path:
+        suffix = CUTOUT_SUFFIXES[cutout_format] if k == "cutout" else ".mp4"
+        return folder / f"{source.stem}_{k}{suffix}"
+
+    if out is None:
+        return [(k, default(k, source.parent)) for k in kinds]
+    target = Path(out).expanduser()
+    if kind == "all" or (target.is_dir() and not (kind == "cutout" and target.suffix == "")):
+        if target.exists() and not target.is_dir():
+            raise CLIError(f"with --output all, -o must be a folder ({target} is a file)")
+        return [(k, default(k, target)) for k in kinds]
+    if target.suffix == "" and kind != "cutout":
+        raise CLIError(f"-o {target} needs a video suffix such as .mp4, .mov, .mkv or .webm")
+    return [(kind, target)]
+
+
+def _check_not_inputs(paths: list[Path], inputs: list[Path]) -> None:
+    resolved = {p.resolve() for p in inputs}
+    seen: set[Path] = set()
+    for path in paths:
+        if path.resolve() in resolved:
+            raise CLIError(f"refusing to overwrite the input {path}")
+        if path.resolve() in seen:
+            raise CLIError(f"two outputs would both be written to {path}")
+        seen.add(path.resolve())
+
+
+def _predictor(args: argparse.Namespace):  # noqa: ANN202 - a Predictor; imported lazily for a fast --help
+    from ..inference import load_model
+
+    try:
+        predictor = load_model(args.weights, device=args.device, precision=args.precision)
+    except (ValueError, RuntimeError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    predictor.batch_size = args.batch_size
+    return predictor
+
+
+def check_background(spec: str) -> list[Path]:
+    """Fail early on a bad --background; returns the file it names, if any (never to be overwritten)."""
+    from ..compose import parse_background
+    from ..video.reader import VIDEO_SUFFIXES
+
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such background video: {path}")
+        return [path]
+    try:
+        parse_background(spec)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return [path] if path.is_file() else []
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..video import OutputSpec, VideoReadError, VideoWriteError, process_video
+
+    source = Path(args.input).expanduser()
+    if not source.exists():
+        raise FileNotFoundError(f"no such file: {source}")
+    if args.batch_size < 1:
+        raise CLIError("--batch-size must be at least 1")
+    if not 0.0 <= args.ofd_threshold <= 1.0:
+        raise CLIError("--ofd-threshold must be between 0 and 1")
+    specs = [OutputSpec(k, p) for k, p in output_paths(source, args.output, args.out, args.cutout_format)]
+    _check_not_inputs([s.path for s in specs], [source, *check_background(args.background)])
+    codec_options = {"crf": str(args.crf)} if args.crf is not None else None
+    predictor = _predictor(args)
+    try:
+        result = process_video(
+            source, specs, predictor, background=args.background, start=args.start, end=args.end,
+            ofd=not args.no_ofd, threshold=args.ofd_threshold, codec=args.codec, codec_options=codec_options,
+            progress=not args.quiet, batch_size=args.batch_size,
+        )
+    except (VideoReadError, VideoWriteError) as exc:
+        raise CLIError(str(exc)) from None
+    for problem in result.problems:
+        print(f"modnet: warning: {problem}", file=sys.stderr)
+    for path in result.outputs:
+        print(path)
+    if not args.quiet:
+        print(f"{result.frames} frames in {result.wall_s:.1f} s ({result.fps:.1f} fps)", file=sys.stderr)
+    return 0
