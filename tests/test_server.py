@@ -326,11 +326,26 @@ def test_real_model_from_a_weights_file(random_weights, photo):
         assert test_client.get("/healthz").json()["images_run"] == 1
 
 
-def test_create_app_loads_weights_once_by_path(random_weights):
-    app = create_app(weights=random_weights, device="cpu")
+def test_create_app_loads_weights_once_by_path(random_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODNET_HOME", str(tmp_path))
+    app = create_app(weights=random_weights, device="cpu", backend="torch", precision="fp32")
     with TestClient(app) as test_client:
         health = test_client.get("/healthz").json()
     assert health["weights"] == random_weights.name and health["device"] == "cpu"
+    assert (health["backend"], health["precision"]) == ("torch", "fp32")
+    assert app.state.batcher.max_batch == 1  # no batching by default on the CPU
+
+
+def test_micro_batches_are_one_network_call(random_weights):
+    app = create_app(weights=random_weights, device="cpu", backend="torch", precision="fp32", max_batch=6)
+    assert app.state.batcher.max_batch == 6 and app.state.predictor.batch_size >= 6
+
+
+def test_default_batch_is_larger_on_a_gpu():
+    gpu = HalfPredictor()
+    gpu.backend = SimpleNamespace(name="torch", device="cuda:0")
+    assert create_app(predictor=gpu).state.batcher.max_batch == 8
+    assert create_app(predictor=HalfPredictor()).state.batcher.max_batch == 1
 
 
 def test_page_and_its_assets_are_served_locally(client):

@@ -66,6 +66,8 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     weights: str
+    backend: str
+    precision: str
     device: str
     queued: int
     batches_run: int
@@ -117,19 +119,30 @@ def create_app(
     predictor: Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    backend: str = "auto",
+    precision: str = "auto",
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_batch: int = 8,
+    max_batch: int | None = None,
     max_wait_ms: float = 10.0,
     queue_size: int = 64,
 ) -> FastAPI:
-    """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving)."""
+    """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving).
+
+    ``device``, ``backend`` and ``precision`` are ``load_model``'s. ``max_batch``
+    None picks 8 on a GPU and 1 elsewhere: on a 2-core CPU batching gave the same
+    throughput with a longer tail (docs/server.md), and OpenVINO compiles once
+    per input shape, batch size included.
+    """
     if predictor is None:
-        predictor = load_model(weights, device=device)
+        predictor = load_model(weights, device=device, precision=precision, backend=backend)
         weights_label = Path(str(weights or DEFAULT_WEIGHTS)).name  # a file's name, not where it lives
+        max_batch = max_batch or default_max_batch(predictor)
+        predictor.batch_size = max(predictor.batch_size, max_batch)  # a micro-batch is one network call
     else:
         weights_label = _weights_label(predictor)
+        max_batch = max_batch or default_max_batch(predictor)
     limits = Limits(max_upload_bytes, max_pixels, timeout_s)
     batcher = MicroBatcher(
         predictor.predict_rgb, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, queue_size=queue_size
@@ -180,6 +193,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, exc.status_code, headers=exc.headers)  # keeps 405's Allow header
 
 
+def device_of(backend: object) -> str:
+    """Where a backend runs: torch's device, ONNX Runtime's first provider, else the CPU."""
+    device = getattr(backend, "device", None)
+    if device is not None:
+        return str(device)
+    session = getattr(backend, "session", None)
+    if session is not None and session.get_providers()[0] == "CUDAExecutionProvider":
+        return "cuda"
+    return "cpu"
+
+
+def default_max_batch(predictor: Predictor) -> int:
+    """8 when the predictor runs on a GPU, else 1."""
+    return 8 if device_of(predictor.backend).startswith("cuda") else 1
+
+
 def _weights_label(predictor: Predictor) -> str:
     card = getattr(getattr(predictor, "config", None), "card", None) or {}
     return str(card.get("name") or card.get("source") or "custom predictor")
@@ -197,12 +226,13 @@ def _add_routes(
 
     @app.get("/healthz", response_model=Health, summary="Liveness and queue state")
     async def healthz() -> Health:
-        device = getattr(predictor.backend, "device", getattr(predictor.backend, "name", "unknown"))
         return Health(
             status="ok",
             version=__version__,
             weights=weights,
-            device=str(device),
+            backend=str(getattr(predictor.backend, "name", "custom")),
+            precision=str(getattr(predictor.backend, "precision", "fp32")),
+            device=device_of(predictor.backend),
             queued=batcher.pending,
             batches_run=batcher.batches_run,
             images_run=batcher.images_run,
