@@ -59,10 +59,10 @@ def test_image(size: int) -> bytes:
     return buffer.getvalue()
 
 
-def start_server(port: int, weights: Path, max_batch: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, weights: Path, max_batch: int, backend: str, log: Path) -> subprocess.Popen:
     command = [
         sys.executable, "-m", "modnet_matting.cli.main", "serve", "--host", HOST, "--port", str(port),
-        "--weights", str(weights), "--device", "cpu", "--max-batch", str(max_batch),
+        "--weights", str(weights), "--device", "cpu", "--backend", backend, "--max-batch", str(max_batch),
     ]
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -115,7 +115,7 @@ async def load(base: str, body: bytes, requests: int, concurrency: int, output: 
 def run_case(args: argparse.Namespace, weights: Path, max_batch: int, body: bytes, log_dir: Path) -> dict:
     port = free_port()
     base = f"http://{HOST}:{port}"
-    process = start_server(port, weights, max_batch, log_dir / f"server_batch{max_batch}.log")
+    process = start_server(port, weights, max_batch, args.backend, log_dir / f"server_batch{max_batch}.log")
     try:
         wait_ready(base, process)
         latencies, errors, wall = asyncio.run(load(base, body, args.requests, args.concurrency, args.output))
@@ -129,6 +129,8 @@ def run_case(args: argparse.Namespace, weights: Path, max_batch: int, body: byte
     ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
     return {
         "max_batch": max_batch,
+        "backend": f"{health['backend']} {health['precision']}",
+        "load_average_after": round(os.getloadavg()[0], 2),
         "requests": args.requests,
         "concurrency": args.concurrency,
         "ok": len(latencies),
@@ -147,7 +149,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size", type=int, default=256, help="long side of the test photo in pixels")
     parser.add_argument("--output", default="alpha", choices=["alpha", "cutout", "composite"])
-    parser.add_argument("--max-batch", type=int, nargs="+", default=[8, 1], help="server --max-batch values to compare")
+    parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 8], help="server --max-batch values to compare")
+    parser.add_argument("--backend", default="auto", help="server --backend (default: auto)")
     parser.add_argument("--weights", type=Path, default=None, help="weights file (default: random weights)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/server_load.json"))
     args = parser.parse_args()
@@ -157,17 +160,20 @@ def main() -> int:
     body = test_image(args.size)
     with Image.open(io.BytesIO(body)) as img:
         width, height = img.size
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or random_weights(Path(tmp))
         rows = [run_case(args, weights, batch, body, Path(tmp)) for batch in args.max_batch]
 
-    header = f"{'max_batch':>9} {'ok':>5} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10}"
+    header = (f"{'max_batch':>9} {'backend':>14} {'ok':>5} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'mean batch':>10} {'load avg':>8}")
     print(f"POST /v1/matte?output={args.output}, {width}x{height} JPEG, {args.requests} requests, "
           f"concurrency {args.concurrency}, {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}")
     print(header)
     for row in rows:
-        print(f"{row['max_batch']:>9} {row['ok']:>5} {row['errors']:>6} {row['requests_per_s']:>7} "
-              f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['mean_batch']:>10}")
+        print(f"{row['max_batch']:>9} {row['backend']:>14} {row['ok']:>5} {row['errors']:>6} "
+              f"{row['requests_per_s']:>7} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['mean_batch']:>10} "
+              f"{row['load_average_after']:>8}")
     report = {
         "benchmark": "server_load",
         "image": f"{width}x{height} JPEG",
@@ -175,6 +181,7 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "load_average_before": load_before,
         "results": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
