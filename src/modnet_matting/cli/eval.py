@@ -22,27 +22,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(matting) or images/ + masks/ (segmentation). Writes per-image CSV, summary JSON and a contact "
                     "sheet of the worst cases per method.",
     )
-    parser.add_argument("--data", help="benchmark folder: image/ + matte/, or images/ + masks/")
-    parser.add_argument("--weights", help="registry name or checkpoint file (default: modnet-people)")
-    parser.add_argument("--pred", help="score this folder of predicted mattes (<stem>.png) instead of running MODNet")
-    parser.add_argument("--peers", default="", help="also run these methods: mediapipe,rvm,u2netp,grabcut,"
-                                                    "closed_form or 'all'")
+    parser.add_argument("--data", metavar="DIR", help="benchmark folder: image/ + matte/, or images/ + masks/")
+    parser.add_argument("--weights", metavar="NAME|FILE",
+                        help="registry name or checkpoint file (default: modnet-people)")
+    parser.add_argument("--pred", metavar="DIR",
+                        help="score this folder of predicted mattes (<stem>.png) instead of running MODNet")
+    parser.add_argument("--peers", default="", metavar="LIST",
+                        help="also run these methods: mediapipe,rvm,u2netp,grabcut,closed_form or 'all'")
     parser.add_argument("--peer-models", action="append", default=[], metavar="DIR",
                         help="folder with peer model files (repeatable; see benchmarks/get_peers.sh)")
     parser.add_argument("--no-model", action="store_true", help="run only the peers, not MODNet")
-    parser.add_argument("--out", default="eval-out", help="output folder (default: ./eval-out)")
-    parser.add_argument("--limit", type=int, help="score only the first N pairs (sorted by name)")
+    parser.add_argument("--out", default="eval-out", metavar="DIR", help="output folder (default: ./eval-out)")
+    parser.add_argument("--limit", type=int, metavar="N", help="score only the first N pairs (sorted by name)")
     parser.add_argument("--region", choices=("whole", "unknown", "both"), default="whole",
                         help="matting metrics over the whole image (the paper's protocol), the unknown band "
                              "derived from the reference, or both")
-    parser.add_argument("--band", type=int, help="unknown-band radius in pixels (default: 1.5%% of the mean side)")
-    parser.add_argument("--worst", type=int, default=8, help="rows in the worst-case contact sheet (default 8)")
+    parser.add_argument("--band", type=int, metavar="PX",
+                        help="unknown-band radius in pixels (default: 1.5%% of the mean side)")
+    parser.add_argument("--worst", type=int, default=8, metavar="K",
+                        help="rows in the worst-case contact sheet (default 8)")
     parser.add_argument("--save-pred", action="store_true",
                         help="also write each method's mattes to OUT/<method>/pred/")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     parser.add_argument("--backend", default="torch", help="inference backend for MODNet (default: torch)")
-    parser.add_argument("--threads", type=int, help="CPU threads for MODNet and the peers")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for MODNet and the peers")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
