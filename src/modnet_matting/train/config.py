@@ -94,6 +94,36 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Give a value the type of its option's default (YAML reads ``3e-4`` as a string, ``1`` as an int)."""
+    if value is None and isinstance(default, (str, list)):
+        return type(default)()
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(default, str):
+        return value if isinstance(value, str) else str(value)
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        if isinstance(value, str):
+            return [value]
+    else:
+        return value
+    raise ValueError(f"{key}={value!r} should be a {type(default).__name__}")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults, then the file (YAML or TOML), then ``key=value`` overrides."""
     values: dict[str, Any] = {}
@@ -116,6 +146,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+    defaults = TrainConfig()
+    values = {key: _coerce(key, value, getattr(defaults, key)) for key, value in values.items()}
     try:
         cfg = TrainConfig(**values)
     except TypeError as exc:

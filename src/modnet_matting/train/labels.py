@@ -25,6 +25,11 @@ def band_trimap(mask: np.ndarray, band: int) -> np.ndarray:
     return trimap
 
 
+def default_band(shape: tuple[int, ...]) -> int:
+    """Unknown band half-width for a mask: 1.5% of the short side, at least 3 px."""
+    return max(3, round(min(shape[:2]) * 0.015))
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float = 1e-3) -> np.ndarray:
     """He et al.'s grey-guide guided filter with box means (fast, edge-aware feathering)."""
     size = (2 * radius + 1, 2 * radius + 1)
@@ -43,7 +48,7 @@ def soft_alpha(image: np.ndarray, mask: np.ndarray, band: int | None = None, met
     ``band`` defaults to 1.5% of the short side (at least 3 px). Pixels outside
     the band keep the mask's value, so a solver can only refine the edge.
     """
-    band = band or max(3, round(min(mask.shape[:2]) * 0.015))
+    band = band or default_band(mask.shape)
     trimap = band_trimap(mask, band)
     if not (trimap == 0.5).any() or not (trimap == 1).any():
         return trimap.astype(np.float32).clip(0, 1) if (trimap != 0.5).all() else (mask > 127).astype(np.float32)
@@ -53,8 +58,11 @@ def soft_alpha(image: np.ndarray, mask: np.ndarray, band: int | None = None, met
 
         alpha = estimate_alpha_cf(rgb, trimap)
     elif method == "guided":
+        # Feather the mask itself (not the eroded core, which would pull the edge inwards by ``band``);
+        # a radius of half the band lets the filter move the edge to the nearest image edge.
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
-        alpha = guided_filter(grey, (trimap >= 0.75).astype(np.float64), band)
+        binary = (mask > 127 if mask.dtype == np.uint8 else mask > 0.5).astype(np.float64)
+        alpha = guided_filter(grey, binary, max(1, band // 2))
     else:
         raise ValueError(f"unknown label method {method!r}; use closed_form or guided")
     alpha = np.where(trimap == 0.5, alpha, trimap)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -85,9 +86,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, log=print) -> None:
         cfg.check()
-        self.cfg, self.log = cfg, log
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.cfg, self.log = cfg, log if self.rank == 0 else (lambda *_: None)
         self.device = _run_device(cfg, self.world)
         if cfg.fp16 and self.device.type != "cuda":
             raise ValueError("fp16=true needs a CUDA device; on the CPU use bf16=true")
@@ -95,6 +96,9 @@ class Trainer:
             raise ValueError("init_weights is a MODNet file; in segmentation mode use backbone_weights")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        # OpenCV's thread pool does not survive fork(): a forked DataLoader worker that
+        # resizes with it can hang forever. Sequential OpenCV costs nothing at crop size.
+        cv2.setNumThreads(0)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.seed)
@@ -130,12 +134,16 @@ class Trainer:
         """Build or load the caches, then split train / validation by name hash."""
         cfg = self.cfg
         train_parts, self.val_sets = [], []
+        if self.world > 1 and self.rank != 0:
+            dist.barrier()  # rank 0 builds missing caches first; the others then only read them
         for name in cfg.sets:
             cache = Path(cfg.cache_dir) / f"{name}_{cfg.cache_short_side}_{cfg.label_method}.npz"
             full = build_cache(Path(cfg.data_root) / name, cache, cfg.cache_short_side, cfg.label_method, log=self.log)
             full.name = name
             train_parts.append(full.subset(held_out=False))
             self.val_sets.append(full.subset(held_out=True).spread(cfg.val_per_set))
+        if self.world > 1 and self.rank == 0:
+            dist.barrier()
         self.train_data = concat_sets(train_parts)
         self.backgrounds = load_backgrounds(cfg.backgrounds, cfg.cache_short_side, held_out=False)
         self.log(f"train samples {len(self.train_data)}, backgrounds {len(self.backgrounds)}, "
@@ -232,21 +240,24 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _losses(self, image: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        matte = batch["matte"].to(self.device, non_blocking=True)
+        matte = batch["matte"].to(self.device, image.dtype, non_blocking=True)
         with self._autocast():
             outputs = self.model(image)
         if self.cfg.mode == "segmentation":
-            return segmentation_losses(outputs.float(), matte)
-        trimap = batch["trimap"].to(self.device, non_blocking=True)
+            return segmentation_losses(outputs.to(matte.dtype), matte)
+        trimap = batch["trimap"].to(self.device, image.dtype, non_blocking=True)
         semantic, detail, pred = outputs
-        return modnet_losses(semantic.float(), detail.float(), pred.float(), matte, trimap, image.float(),
+        dtype = image.dtype  # the losses run in the parameters' precision, whatever autocast gave
+        return modnet_losses(semantic.to(dtype), detail.to(dtype), pred.to(dtype), matte, trimap, image,
                              self.loss_weights)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(cfg, self.step)
-        image = batch["image"].to(self.device, non_blocking=True)
+        # Inputs follow the parameters' dtype (float32; float64 when a test checks the maths exactly).
+        dtype = next(self.model.parameters()).dtype
+        image = batch["image"].to(self.device, dtype, non_blocking=True)
         if cfg.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         self.model.train()

@@ -1,0 +1,105 @@
+"""Dataset folders, the training cache and the augmented sample stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modnet_matting.io import save_image
+from modnet_matting.train.augment import AugmentConfig, MattingSamples, StreamSampler
+from modnet_matting.train.data import build_cache, find_pairs, is_held_out, load_cache
+from modnet_matting.train.synthetic import synthetic_backgrounds, synthetic_portrait, synthetic_set
+
+
+def write_pair(root: Path, name: str, seed: int, image_dir: str = "images", label_dir: str = "masks") -> None:
+    image, alpha, _ = synthetic_portrait(96, 80, np.random.default_rng(seed))
+    label = np.where(alpha > 127, 255, 0).astype(np.uint8) if label_dir == "masks" else alpha
+    save_image(root / image_dir / f"{name}.jpg", image)
+    save_image(root / label_dir / f"{name}.png", label)
+
+
+@pytest.fixture
+def messy_set(tmp_path: Path) -> Path:
+    """Three good pairs and every kind of problem a real mask set has."""
+    root = tmp_path / "people"
+    for i in range(3):
+        write_pair(root, f"good{i}", i)
+    save_image(root / "images" / "nolabel.jpg", np.zeros((96, 80, 3), np.uint8))
+    save_image(root / "masks" / "noimage.png", np.zeros((96, 80), np.uint8))
+    (root / "images" / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
+    save_image(root / "masks" / "corrupt.png", np.zeros((96, 80), np.uint8))
+    save_image(root / "images" / "wrongsize.jpg", np.zeros((50, 60, 3), np.uint8))
+    save_image(root / "masks" / "wrongsize.png", np.zeros((96, 80), np.uint8))
+    (root / "masks" / "notes.txt").write_text("ignored")
+    return root
+
+
+def test_find_pairs_reports_unpaired_names(messy_set: Path) -> None:
+    report = find_pairs(messy_set)
+    assert report.kind == "mask"
+    assert [p[0].stem for p in report.pairs] == ["corrupt", "good0", "good1", "good2", "wrongsize"]
+    assert any("nolabel.jpg" in p for p in report.problems) and any("noimage.png" in p for p in report.problems)
+
+
+@pytest.mark.parametrize(("image_dir", "label_dir", "kind"), [("image", "matte", "matte"), ("fg", "alpha", "matte")])
+def test_find_pairs_other_layouts(tmp_path: Path, image_dir: str, label_dir: str, kind: str) -> None:
+    write_pair(tmp_path, "x", 0, image_dir, label_dir)
+    report = find_pairs(tmp_path)
+    assert report.kind == kind and len(report.pairs) == 1 and not report.problems
+
+
+def test_unknown_layout_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="images/\\+masks/"):
+        find_pairs(tmp_path)
+
+
+def test_cache_keeps_the_good_samples_and_reports_the_rest(messy_set: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    cache_file = tmp_path / "cache" / "people.npz"
+    data = build_cache(messy_set, cache_file, short=64, method="guided", workers=1, log=messages.append)
+    assert data.stems == ["good0", "good1", "good2"]
+    text = "\n".join(messages)
+    for name in ("nolabel.jpg", "noimage.png", "corrupt.jpg", "wrongsize.jpg"):
+        assert name in text
+    assert "differ" in text
+    image, alpha, fg = data.images[0], data.alphas[0], data.fgs[0]
+    assert image.shape == fg.shape == (77, 64, 3) and alpha.shape == (77, 64)
+    assert image.dtype == alpha.dtype == fg.dtype == np.uint8
+    assert 0 < ((alpha > 5) & (alpha < 250)).sum() < alpha.size // 4  # soft edge, hard inside and outside
+    again = load_cache(cache_file)
+    assert again.stems == data.stems and np.array_equal(again.alphas[2], data.alphas[2])
+    assert not list(cache_file.parent.glob("*.tmp*"))
+
+
+def test_held_out_split_is_stable_and_about_one_in_eight() -> None:
+    names = [f"img_{i:05d}" for i in range(4000)]
+    held = [n for n in names if is_held_out(n)]
+    assert 0.10 < len(held) / len(names) < 0.15
+    assert held == [n for n in names if is_held_out(n)]
+    data = synthetic_set(40)
+    val, train = data.subset(True), data.subset(False)
+    assert len(val) + len(train) == 40 and not set(val.stems) & set(train.stems)
+
+
+def test_sample_stream_is_a_pure_function_of_seed_and_position() -> None:
+    data = synthetic_set(5, 96, 80)
+    cfg = AugmentConfig(crop=64, scale_min=0.8, scale_max=1.0)
+    samples = MattingSamples(data, synthetic_backgrounds(3, 96, 80), cfg, seed=3)
+    first, again = samples[7], MattingSamples(data, synthetic_backgrounds(3, 96, 80), cfg, seed=3)[7]
+    for key in ("image", "matte", "trimap"):
+        assert np.array_equal(first[key].numpy(), again[key].numpy())
+    assert first["image"].shape == (3, 64, 64) and first["matte"].shape == first["trimap"].shape == (1, 64, 64)
+    assert -1 <= first["image"].min() and first["image"].max() <= 1
+    assert set(np.unique(first["trimap"].numpy())) <= {0.0, 0.5, 1.0}
+    # Each epoch visits every sample once, in a seed-dependent order.
+    assert sorted(samples.sample_index(p) for p in range(5, 10)) == list(range(5))
+    assert not np.array_equal(samples[7]["image"].numpy(), MattingSamples(data, [], cfg, seed=4)[7]["image"].numpy())
+
+
+def test_stream_sampler_splits_positions_between_ranks() -> None:
+    take = lambda sampler, n: [x for _, x in zip(range(n), sampler)]  # noqa: E731
+    single = take(StreamSampler(start=8), 8)
+    ranks = [take(StreamSampler(start=8, stride=2, offset=r), 4) for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == single == list(range(8, 16))
