@@ -203,3 +203,16 @@ def test_train_command_on_a_mask_folder(tmp_path: Path, capsys) -> None:
     assert "train samples" in capsys.readouterr().out
     state = torch.load(tmp_path / "runs" / "cli" / "last.pt", weights_only=True)
     assert state["step"] == 1 and (tmp_path / "c" / "people_64_guided.npz").exists()
+
+
+def test_missing_init_weights_starts_from_scratch(tmp_path) -> None:
+    """A fresh machine with neither runs/ nor bundled weights still trains (from scratch)."""
+    from modnet_matting.train.config import TrainConfig
+    from modnet_matting.train.loop import Trainer
+
+    cfg = TrainConfig(runs_dir=str(tmp_path), init_weights=str(tmp_path / "absent.safetensors"), bf16=False)
+    logs: list[str] = []
+    trainer = Trainer(cfg, log=logs.append)
+    assert trainer.load_checkpoint() is False
+    assert trainer.step == 0
+    assert any("starting from scratch" in line for line in logs)

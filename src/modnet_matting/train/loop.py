@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from ..inference import network_size, pick_device, resize
 from ..model import MODNet
-from ..weights import Preprocess, WeightsConfig, load_weights, save_weights
+from ..weights import Preprocess, WeightsConfig, WeightsNotFoundError, load_weights, save_weights
 from .augment import AugmentConfig, MattingSamples, StreamSampler
 from .backbone import SegmentationNet, load_backbone, save_backbone, segmentation_losses
 from .config import TrainConfig, dump_config
@@ -208,7 +208,13 @@ class Trainer:
             self.log(f"resumed {self.checkpoint_path} at step {self.step}")
             return True
         if self.cfg.init_weights:
-            model, _ = load_weights(self.cfg.init_weights)
+            try:
+                model, _ = load_weights(self.cfg.init_weights)
+            except WeightsNotFoundError as exc:
+                # A fresh machine without runs/ continues from the bundled default weights; the
+                # very first run has none yet and starts from scratch.
+                self.log(f"init_weights unavailable ({exc}); starting from scratch")
+                return False
             self._bare(self.model).load_state_dict(model.state_dict())
             self.ema.load_state_dict(model.state_dict())
             self.log(f"initialised from {self.cfg.init_weights}")
