@@ -154,7 +154,7 @@ def test_onnx_backend_matches_torch(net: MODNet, tmp_path: Path, monkeypatch: py
 
 def test_load_model_takes_an_onnx_file_with_its_config(net: MODNet, tmp_path: Path) -> None:
     path = export_onnx(net, tmp_path / "m.onnx", config=SMALL)
-    predictor = load_model(path, device="cpu")
+    predictor = load_model(path, device="cpu", backend="onnx")
     assert predictor.backend.name == "onnx" and predictor.preprocess.reference_size == 64
     assert predictor.predict(np.zeros((50, 70, 3), np.uint8)).shape == (50, 70)
 

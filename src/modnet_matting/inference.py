@@ -9,8 +9,13 @@ floor to a multiple of 32, normalise to [-1, 1].
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import json
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -92,22 +97,59 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return chosen
 
 
+#: Graph form of IBNorm's instance-norm half after folding, per runtime (``model.fuse.HALF_NORM_MODES``),
+#: the fastest measured for each (docs/performance.md); None: ONNX Runtime gets the unfolded export
+#: (the exporter folds the backbone's BatchNorms; folding IBNorm's too measured no faster there).
+TORCH_HALF_NORM = "where"
+ONNXRUNTIME_HALF_NORM: str | None = None
+OPENVINO_HALF_NORM = "where"
+
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchBackend:
-    """Eager PyTorch; fp16/bf16 through autocast, channels_last memory layout."""
+    """Eager PyTorch; fp16/bf16 through autocast, channels_last memory layout.
+
+    ``fuse`` runs a BatchNorm-folded copy (``model.fuse``; a string picks the
+    IBNorm remainder's form, default ``TORCH_HALF_NORM``); ``compile`` wraps the
+    network in ``torch.compile`` (first call per input shape compiles: seconds);
+    ``cuda_graphs`` (CUDA with ``compile`` only) uses inductor's "reduce-overhead"
+    mode, which replays CUDA graphs so launch overhead vanishes at batch 1.
+    """
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: str | None = "auto", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | None = "auto",
+        precision: str = "fp32",
+        *,
+        fuse: bool | str = False,
+        compile: bool = False,  # noqa: A002 - the torch name users know
+        cuda_graphs: bool = False,
+    ) -> None:
         if precision not in _DTYPES:
             raise ValueError(f"precision must be one of {', '.join(_DTYPES)}, not {precision!r}")
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise ValueError("fp16 is for GPUs; on the CPU use bf16 or fp32")
+        if cuda_graphs and (self.device.type != "cuda" or not compile):
+            raise ValueError("CUDA graphs need a CUDA device and compile=True")
         self.precision = precision
+        if fuse:
+            from .model.fuse import fuse_modnet
+
+            model = fuse_modnet(model, fuse if isinstance(fuse, str) else TORCH_HALF_NORM)
+        elif compile:
+            model = copy.deepcopy(model)  # the compiled forward is set on the module: keep the caller's eager
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        if compile:
+            mode = "reduce-overhead" if cuda_graphs else None
+            # on the instance, so code that calls ``backend.model.forward_matte`` (CUDA-event timing) gets it too
+            self.model.forward_matte = torch.compile(self.model.forward_matte, mode=mode)  # type: ignore[method-assign]
+            self.name = "compile"
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model.forward_matte
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -118,7 +160,7 @@ class TorchBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            matte = self.model.forward_matte(x)
+            matte = self._forward(x)
         return matte.float().cpu().numpy()
 
 
@@ -144,6 +186,7 @@ class OnnxBackend:
     """
 
     name = "onnx"
+    precision = "fp32"
 
     def __init__(self, model_path: str | os.PathLike[str], device: str | None = "auto", threads: int = 0) -> None:
         import onnxruntime as ort
@@ -156,6 +199,93 @@ class OnnxBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def openvino_available() -> bool:
+    """Whether the ``openvino`` package imports (the ``openvino`` extra)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def openvino_bf16_supported() -> bool:
+    """Whether OpenVINO can run bf16 kernels on this CPU (AVX-512 BF16 or AMX)."""
+    if not openvino_available():
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoBackend:
+    """OpenVINO on the CPU, from an ONNX file or an OpenVINO IR (``.xml``, e.g. int8 from ``modnet export``).
+
+    Static shapes are much faster than dynamic ones in OpenVINO, so the model is
+    reshaped and compiled once per input shape (a second or so) and kept in a
+    small least-recently-used cache. ``precision`` is OpenVINO's
+    ``INFERENCE_PRECISION_HINT`` for the layers that are not quantised: fp32 or
+    bf16 (CPUs with AVX-512 BF16/AMX). An int8 IR reports precision "int8".
+    ``threads`` is ``INFERENCE_NUM_THREADS``; None follows ``torch.get_num_threads()``
+    so that the server's per-worker thread split applies here too; 0 lets OpenVINO choose.
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        precision: str = "fp32",
+        threads: int | None = None,
+        max_shapes: int = 8,
+    ) -> None:
+        import openvino as ov
+
+        if precision not in _OV_PRECISION:
+            raise ValueError(f"the openvino backend runs in {' or '.join(_OV_PRECISION)}, not {precision}")
+        if precision == "bf16" and not openvino_bf16_supported():
+            raise ValueError("this CPU has no bf16 support that OpenVINO can use; use --precision fp32")
+        self.core = ov.Core()
+        self.model_path = Path(model_path)
+        self.model = self.core.read_model(str(self.model_path))
+        self.quantized = any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ops())
+        self.compute_precision = precision
+        self.precision = "int8" if self.quantized else precision
+        threads = torch.get_num_threads() if threads is None else threads
+        self.config: dict[str, object] = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
+                                          "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.max_shapes = max_shapes
+        self._requests: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Input shapes with a compiled model, least recently used first."""
+        return list(self._requests)
+
+    def _request(self, shape: tuple[int, ...]):  # noqa: ANN202 - openvino.InferRequest
+        request = self._requests.pop(shape, None)
+        if request is None:
+            model = self.model.clone()
+            model.reshape({model.inputs[0]: list(shape)})
+            request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        self._requests[shape] = request
+        while len(self._requests) > self.max_shapes:
+            self._requests.popitem(last=False)
+        return request
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
+        with self._lock:  # one infer request per shape: calls from several threads take turns
+            request = self._request(batch.shape)
+            request.infer({0: batch})
+            return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
 
 @dataclass
@@ -208,58 +338,357 @@ def _group_by_shape(inputs: Sequence[np.ndarray], batch_size: int) -> Iterable[l
             yield indices[start:start + batch_size]
 
 
-def make_backend(
-    model: torch.nn.Module, backend: str = "torch", device: str | None = "auto", precision: str = "fp32"
-) -> Backend:
-    """Build the named backend around a loaded network.
+BACKENDS = ("auto", "torch", "compile", "onnx", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: Largest mean absolute difference from the fp32 matte that ``auto`` accepts for a lossy path
+#: (bf16, int8), measured on a real photo; the issue's accuracy bound.
+ACCURACY_BOUND = 0.002
+#: Short side of the photo the accuracy check runs on (small: the check runs once per weights).
+CHECK_SHORT_SIDE = 256
 
-    "onnx" exports the network once to the cache (keyed by a hash of the
-    weights) and runs it with ONNX Runtime.
+# What "auto" tries on a CPU, fastest first; lossy ones only if measured within ACCURACY_BOUND.
+_CPU_CANDIDATES: dict[str, list[tuple[str, str]]] = {
+    "auto": [("openvino", "int8"), ("openvino", "bf16"), ("openvino", "fp32"), ("onnx", "fp32"), ("torch", "fp32")],
+    "fp32": [("openvino", "fp32"), ("onnx", "fp32"), ("torch", "fp32")],
+    "bf16": [("openvino", "bf16"), ("torch", "bf16")],
+    "int8": [("openvino", "int8")],
+    "fp16": [("torch", "fp16")],
+}
+_LOSSY = {"bf16", "fp16", "int8"}
+
+
+@dataclass
+class _Source:
+    """What a backend is built from: our network (exported on demand) or a given ONNX file."""
+
+    model: torch.nn.Module | None
+    config: WeightsConfig
+    onnx_path: Path | None = None  # a given file: every runtime gets it as it is
+    _key: str | None = None
+    _exports: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Fingerprint of the weights: names cached exports and accuracy checks."""
+        if self._key is None:
+            if self.model is not None:
+                from .export import fingerprint
+
+                self._key = fingerprint(self.model)[:20]
+            else:
+                from .weights import sha256_of
+
+                self._key = sha256_of(self.onnx_path)[:20]  # type: ignore[arg-type]
+        return self._key
+
+    def onnx(self, half_norm: str | None) -> Path:
+        """The ONNX graph; exported from our network BatchNorm-folded (``model.fuse``) in ``half_norm`` form,
+        or as it is (None)."""
+        if self.onnx_path is not None:
+            return self.onnx_path
+        form = half_norm or "unfolded"
+        if form not in self._exports:
+            from .export import cached_onnx
+            from .model.fuse import fuse_modnet
+
+            network = self.model if half_norm is None else fuse_modnet(self.model, half_norm)  # type: ignore[arg-type]
+            self._exports[form] = cached_onnx(network, self.config)  # type: ignore[arg-type]
+        return self._exports[form]
+
+    def reference(self) -> Backend:
+        """The exact fp32 path lossy candidates are checked against."""
+        if self.model is not None:
+            return TorchBackend(self.model, "cpu", "fp32")
+        return OnnxBackend(self.onnx(ONNXRUNTIME_HALF_NORM), "cpu")
+
+
+def _need_openvino() -> None:
+    if not openvino_available():
+        raise ValueError("the openvino backend needs the openvino package: pip install 'modnet-matting[openvino]'")
+
+
+def _cpu_only(backend: str, device: str | None) -> None:
+    if device not in (None, "auto", "cpu"):
+        raise ValueError(f"the {backend} backend runs on the CPU here, not on {device!r}")
+
+
+def int8_rest_precision() -> str:
+    """Precision of the layers an int8 model keeps in floating point (norms, resizes, first/last conv).
+
+    bf16 where the CPU has it: ~10% faster than f32 there, and its rounding is
+    small next to int8's (docs/performance.md).
     """
-    if backend == "torch":
-        return TorchBackend(model, device, precision)
+    return "bf16" if openvino_bf16_supported() else "fp32"
+
+
+def int8_cache_path(key: str) -> Path:
+    """Where ``modnet export --format openvino-int8 --cache`` puts the int8 IR for weights ``key``."""
+    from .weights import cache_dir
+
+    return cache_dir() / "openvino" / f"modnet-{key}-int8.xml"
+
+
+def _build(source: _Source, backend: str, precision: str, device: str | None, threads: int | None,
+           fuse_torch: bool) -> Backend:
+    """One concrete (backend, precision) pair; ValueError when it cannot run here."""
+    if backend in ("torch", "compile"):
+        if source.model is None:
+            raise ValueError(f"the {backend} backend needs PyTorch weights, not an ONNX file")
+        compiled = backend == "compile"
+        return TorchBackend(source.model, device, precision, fuse=fuse_torch or compiled, compile=compiled)
     if backend == "onnx":
         if precision != "fp32":
             raise ValueError(f"the onnx backend runs in fp32 only, not {precision}")
-        from .export import cached_onnx
-
-        return OnnxBackend(cached_onnx(model), device)
+        onnx_providers(device)
+        return OnnxBackend(source.onnx(ONNXRUNTIME_HALF_NORM), device, threads=threads or 0)
+    if backend == "openvino":
+        _cpu_only(backend, device)
+        _need_openvino()
+        if precision == "int8":
+            path = int8_cache_path(source.key) if source.model is not None else None
+            if path is None or not path.is_file():
+                raise ValueError("no int8 model calibrated for these weights yet: run "
+                                 "`modnet export --format openvino-int8 --calibration DIR --cache` first")
+            return OpenVinoBackend(path, int8_rest_precision(), threads)
+        return OpenVinoBackend(source.onnx(OPENVINO_HALF_NORM), precision, threads)
     raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
 
 
-BACKENDS = ("torch", "onnx")
+def make_backend(
+    model: torch.nn.Module,
+    backend: str = "torch",
+    device: str | None = "auto",
+    precision: str = "fp32",
+    threads: int | None = None,
+    config: WeightsConfig | None = None,
+) -> Backend:
+    """Build the named backend around a loaded network.
+
+    "torch" is the authors' way (eager, unfused). "compile" is ``torch.compile`` on
+    the BatchNorm-folded network. "onnx" and "openvino" export the folded network
+    once to the cache (keyed by a hash of the weights); "openvino" with precision
+    "int8" needs an int8 model calibrated on photos (``modnet export --format
+    openvino-int8``). "auto" (or precision "auto") picks the fastest path that
+    runs here and, for lossy precisions, stays within ``ACCURACY_BOUND``
+    (``choose_backend``).
+    """
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    source = _Source(model, config or WeightsConfig())
+    if backend == "auto" or precision == "auto":
+        return choose_backend(source, device, precision, threads, only=None if backend == "auto" else backend)
+    return _build(source, backend, precision, device, threads, fuse_torch=False)
+
+
+def choose_backend(
+    source: _Source | torch.nn.Module,
+    device: str | None = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    only: str | None = None,
+) -> Backend:
+    """The fastest backend that runs here (``backend="auto"``).
+
+    On a GPU: eager PyTorch, fp16 on CUDA when precision is "auto". On a CPU,
+    in order: OpenVINO int8 (if calibrated for these weights), OpenVINO bf16
+    (CPUs with bf16), OpenVINO fp32, ONNX Runtime fp32, PyTorch fp32 (folded).
+    A lossy candidate chosen by precision "auto" must first match the fp32
+    matte on a real photo within ``ACCURACY_BOUND`` (measured once per weights and
+    machine, then remembered in the cache). ``only`` keeps one backend's candidates.
+    """
+    if not isinstance(source, _Source):
+        source = _Source(source, WeightsConfig())
+    chosen = pick_device(device)
+    if chosen.type != "cpu":
+        if only not in (None, "torch", "compile"):
+            raise ValueError(f"the {only} backend runs on the CPU here, not on {chosen.type}")
+        want = precision if precision != "auto" else ("fp16" if chosen.type == "cuda" else "fp32")
+        return _build(source, only or "torch", want, str(chosen), threads, fuse_torch=True)
+    candidates = [(b, p) for b, p in _CPU_CANDIDATES[precision] if only is None or b == only or
+                  (only == "compile" and b == "torch")]
+    if only is not None and precision == "auto" and not candidates:
+        candidates = [(only, "fp32")]
+    errors = []
+    for name, prec in candidates:
+        name = "compile" if only == "compile" else name
+        try:
+            backend = _build(source, name, prec, "cpu", threads, fuse_torch=True)
+        except (ValueError, ImportError, RuntimeError, OSError) as exc:
+            errors.append(f"{name} {prec}: {exc}")
+            continue
+        if precision == "auto" and prec in _LOSSY:
+            recorded = _recorded_error(backend)
+            if recorded is not None and recorded > ACCURACY_BOUND:
+                errors.append(f"{name} {prec}: calibration measured {recorded:.4f} > {ACCURACY_BOUND}")
+                continue
+            error = _measured_error(source, backend, name, prec)
+            if error > ACCURACY_BOUND:
+                errors.append(f"{name} {prec}: mean abs difference {error:.4f} > {ACCURACY_BOUND}")
+                continue
+        return backend
+    raise ValueError("no backend can run here: " + "; ".join(errors))
+
+
+def _recorded_error(backend: Backend) -> float | None:
+    """The held-out MAD an int8 IR carries from its calibration (``quantize``), if any."""
+    if not isinstance(backend, OpenVinoBackend) or not backend.quantized:
+        return None
+    from .quantize import read_ir_accuracy
+
+    accuracy = read_ir_accuracy(backend.model)
+    return None if accuracy is None else accuracy.mad
+
+
+def _check_input(pre: Preprocess) -> np.ndarray:
+    """The bundled photo at a small network size, normalised: the accuracy check's input."""
+    from importlib import resources
+
+    from .io import read_image
+
+    rgb = read_image(Path(str(resources.files("modnet_matting") / "assets" / "grace_hopper.jpg")))
+    small = dataclasses.replace(pre, reference_size=CHECK_SHORT_SIDE, resize_mode="short_side")
+    height, width = network_size(rgb.shape[0], rgb.shape[1], small)
+    return normalise(resize(rgb, height, width), pre)[None]
+
+
+def _measured_error(source: _Source, backend: Backend, name: str, precision: str) -> float:
+    """Mean |candidate - fp32| matte difference on the check photo; remembered per weights and machine."""
+    from .weights import cache_dir
+
+    versions = f"ov{_openvino_version()}" if name == "openvino" else f"torch{torch.__version__}"
+    key = f"{source.key}:{name}:{precision}:{versions}:{_cpu_name()}"
+    store = cache_dir() / "auto" / "accuracy.json"
+    known = _read_json(store)
+    if key not in known:
+        batch = _check_input(source.config.preprocess)
+        known[key] = float(np.mean(np.abs(backend.run(batch) - source.reference().run(batch))))
+        with contextlib.suppress(OSError):  # a read-only cache only costs a re-check next time
+            from .io import atomic_write
+
+            atomic_write(store, (json.dumps({**_read_json(store), key: known[key]}, indent=1) + "\n").encode())
+    return float(known[key])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _openvino_version() -> str:
+    import openvino as ov
+
+    return ov.get_version().split("-")[0]
+
+
+def _cpu_name() -> str:
+    """The CPU model (bf16/int8 numerics depend on the instruction set)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def load_model(
     name_or_path: str | os.PathLike[str] | None = None,
     device: str | None = "auto",
-    precision: str = "fp32",
-    backend: str = "torch",
+    precision: str = "auto",
+    backend: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    threads: int | None = None,
 ) -> Predictor:
     """A predictor for registry weights (by name) or a checkpoint file (by path).
 
+    ``backend``/``precision`` "auto" (the defaults) pick the fastest path on this
+    machine that stays within ``ACCURACY_BOUND`` of the fp32 matte (see
+    ``choose_backend``); name them to force one ("torch"/"fp32" is the authors' way).
     An ``.onnx`` path (ours from ``modnet export``, or any graph with the same
-    input/output) always runs on the onnx backend.
+    input/output) runs on ONNX Runtime or OpenVINO; an OpenVINO IR (``.xml``,
+    e.g. the int8 one from ``modnet export --format openvino-int8``) on OpenVINO.
     """
-    if name_or_path is not None and str(name_or_path).lower().endswith(".onnx"):
-        return _load_onnx(Path(name_or_path).expanduser(), device, precision, max_pixels)
+    suffix = str(name_or_path).lower() if name_or_path is not None else ""
+    if suffix.endswith(".onnx"):
+        return _load_onnx(Path(name_or_path).expanduser(), device, precision, max_pixels, backend, threads)
+    if suffix.endswith(".xml"):
+        return _load_openvino_ir(Path(name_or_path).expanduser(), device, precision, max_pixels, threads)
     model, config = load_weights(name_or_path)
-    return Predictor(make_backend(model, backend, device, precision), config, max_pixels=max_pixels)
+    return Predictor(make_backend(model, backend, device, precision, threads, config), config, max_pixels=max_pixels)
 
 
-def _load_onnx(path: Path, device: str | None, precision: str, max_pixels: int) -> Predictor:
+def _load_onnx(path: Path, device: str | None, precision: str, max_pixels: int, backend: str = "auto",
+               threads: int | None = None) -> Predictor:
+    """An ONNX file on ONNX Runtime (``backend`` "onnx", or "auto" on a GPU) or OpenVINO ("openvino", "auto")."""
     from .export import read_onnx_config
     from .weights import CheckpointError, WeightsNotFoundError
 
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
-    if precision != "fp32":
-        raise ValueError(f"an .onnx model runs in fp32 only, not {precision}")
-    onnx_providers(device)  # device errors are the user's, not the file's
+    if backend not in ("auto", "onnx", "openvino"):
+        raise ValueError(f"an .onnx model runs on the onnx or openvino backend, not {backend}")
+    if backend == "onnx" and precision not in ("fp32", "auto"):
+        raise ValueError(f"an .onnx model runs in fp32 only on the onnx backend, not {precision}")
+    on_cpu = pick_device(device).type == "cpu"
+    if backend != "openvino":
+        onnx_providers(device)  # device errors are the user's, not the file's
     try:
         config = read_onnx_config(path)
-        backend = OnnxBackend(path, device)
-    except Exception as exc:  # onnx/onnxruntime raise their own exception types
+        if backend == "onnx" or not on_cpu:
+            chosen: Backend = OnnxBackend(path, device, threads=threads or 0)
+        else:
+            source = _Source(None, config, onnx_path=path)
+            chosen = choose_backend(source, "cpu", precision, threads, only=None if backend == "auto" else backend)
+    except ValueError as exc:
+        if not str(exc).startswith("no backend can run here"):
+            raise  # the user's choice of precision or device
+        raise CheckpointError(f"{path} is not a usable ONNX model ({exc})") from None
+    except Exception as exc:  # onnx/onnxruntime/openvino raise their own exception types
         raise CheckpointError(f"{path} is not a usable ONNX model ({type(exc).__name__}: {exc})") from None
+    return Predictor(chosen, config, max_pixels=max_pixels)
+
+
+def _load_openvino_ir(path: Path, device: str | None, precision: str, max_pixels: int,
+                      threads: int | None) -> Predictor:
+    """An OpenVINO IR written by ``modnet export`` (its config is in the IR's runtime info).
+
+    An int8 IR runs its float layers in ``int8_rest_precision()`` unless fp32 is asked for;
+    an fp32 IR runs in fp32 unless bf16 is asked for.
+    """
+    from .weights import CheckpointError, WeightsNotFoundError
+
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    _cpu_only("openvino", device)
+    _need_openvino()
+    if precision not in ("auto", "fp32", "bf16", "int8"):
+        raise ValueError(f"an OpenVINO model runs in fp32, bf16 or int8, not {precision}")
+    try:
+        backend = OpenVinoBackend(path, "bf16" if precision == "bf16" else "fp32", threads)
+        config = read_ir_config(backend.model)
+    except ValueError:
+        raise
+    except Exception as exc:  # openvino raises its own exception types on a bad file
+        raise CheckpointError(f"{path} is not a usable OpenVINO model ({type(exc).__name__}: {exc})") from None
+    if precision == "int8" and not backend.quantized:
+        raise ValueError(f"{path} is not an int8 model; export one with --format openvino-int8")
+    if backend.quantized and precision in ("auto", "int8") and int8_rest_precision() == "bf16":
+        backend.compute_precision = "bf16"  # nothing is compiled before the first run
+        backend.config["INFERENCE_PRECISION_HINT"] = _OV_PRECISION["bf16"]
     return Predictor(backend, config, max_pixels=max_pixels)
+
+
+#: Where ``modnet export`` keeps the weights config in an OpenVINO IR's runtime info.
+IR_CONFIG_PATH = ["modnet", "config"]
+
+
+def read_ir_config(model) -> WeightsConfig:  # noqa: ANN001 - openvino.Model
+    """The weights config stored in an OpenVINO model (defaults if absent)."""
+    if model.has_rt_info(IR_CONFIG_PATH):
+        return WeightsConfig.from_json(model.get_rt_info(IR_CONFIG_PATH).astype(str))
+    return WeightsConfig()

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "initialised (speed does not depend on the weights).",
     )
     parser.add_argument("--weights", help="registry name or checkpoint file (default: random initialisation)")
-    parser.add_argument("--backends", default="torch", help="comma list: torch, compile, onnx, ... (default torch)")
-    parser.add_argument("--precision", default="fp32", help="comma list: fp32, bf16, fp16 (default fp32)")
+    parser.add_argument("--backends", default="torch",
+                        help="comma list: torch, compile, onnx, openvino, auto (default torch)")
+    parser.add_argument("--precision", default="fp32", help="comma list: fp32, bf16, fp16, int8, auto (default fp32)")
     parser.add_argument("--sizes", default="512x512", help="comma list of HEIGHTxWIDTH (default 512x512)")
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
     parser.add_argument("--repeat", type=int, default=7, help="timed calls per setting (default 7)")

@@ -1,8 +1,11 @@
-"""``modnet export``: the inference path as ONNX (dynamic batch/height/width) or TorchScript.
+"""``modnet export``: the inference path as ONNX (dynamic batch/height/width), TorchScript or OpenVINO IR.
 
 Input ``input`` [B, 3, H, W] RGB in [-1, 1] (H, W multiples of 32), output
 ``output`` [B, 1, H, W] alpha. After writing, the file is run once next to eager
-PyTorch and the largest difference is printed.
+PyTorch and the largest difference is printed. ``openvino`` writes an fp32 IR
+(.xml + .bin) of the BatchNorm-folded network; ``openvino-int8`` quantises it
+with NNCF, calibrated on the photos under ``--calibration DIR`` and measured
+against fp32 on held-out ones (``--cache`` lets ``--backend auto`` use it).
 """
 
 from __future__ import annotations
@@ -26,15 +29,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="export to ONNX or TorchScript", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    parser.add_argument("--format", required=True, choices=["onnx", "torchscript", "openvino", "openvino-int8"])
     parser.add_argument("--weights", default=None, help="registry name or checkpoint file (default: modnet-people)")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="file to write")
+    parser.add_argument("-o", "--out", type=Path, help="file to write (.xml for openvino formats; "
+                        "optional with --cache)")
+    parser.add_argument("--calibration", type=Path, action="append", metavar="DIR",
+                        help="openvino-int8: folder of real photos (searched recursively; repeatable)")
+    parser.add_argument("--calibration-size", type=int, default=160, metavar="N",
+                        help="openvino-int8: photos to calibrate on (default 160)")
+    parser.add_argument("--holdout", type=int, default=40, metavar="N",
+                        help="openvino-int8: other photos to measure int8 against fp32 on (default 40)")
+    parser.add_argument("--cache", action="store_true",
+                        help="openvino-int8: also store it in the cache, where --backend auto finds it "
+                             "for these weights")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
     parser.set_defaults(func=run)
 
 
 def _run_exported(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
+    if fmt.startswith("openvino"):
+        from ..inference import OpenVinoBackend
+
+        return OpenVinoBackend(path, "fp32").run(batch)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -47,30 +64,93 @@ def _run_exported(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
         return module(torch.from_numpy(batch)).numpy()
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..export import MIN_OPSET, export_onnx, export_torchscript, max_difference
-    from ..weights import load_weights, resolve
+def _check_args(args: argparse.Namespace) -> None:
+    from ..export import MIN_OPSET
 
     if args.opset < MIN_OPSET:
         raise CLIError(f"--opset must be at least {MIN_OPSET}")
-    if args.out.exists() and args.out.is_dir():
+    int8 = args.format == "openvino-int8"
+    if args.out is None and not (int8 and args.cache):
+        raise CLIError("-o FILE is required (openvino-int8 may use --cache instead)")
+    if args.out is not None and args.out.exists() and args.out.is_dir():
         raise CLIError(f"-o {args.out} is a folder; give a file name")
+    if args.format.startswith("openvino") and args.out is not None and args.out.suffix.lower() != ".xml":
+        raise CLIError("an OpenVINO model is written as FILE.xml (with FILE.bin beside it): give -o FILE.xml")
+    if int8 and not args.calibration:
+        raise CLIError("openvino-int8 needs --calibration DIR: a folder of real photos to set the int8 ranges")
+    if not int8 and (args.calibration or args.cache):
+        raise CLIError("--calibration and --cache are for --format openvino-int8")
+    if int8 and (args.calibration_size < 1 or args.holdout < 0):
+        raise CLIError("--calibration-size must be at least 1 and --holdout at least 0")
+
+
+def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # noqa: ANN001
+    """Write the fp32 or int8 IR; returns the written .xml paths."""
+    from ..export import cached_onnx
+    from ..inference import OPENVINO_HALF_NORM, int8_cache_path, openvino_available
+    from ..model.fuse import fuse_modnet
+
+    if not openvino_available():
+        raise CLIError("OpenVINO export needs the openvino package: pip install 'modnet-matting[openvino]'")
+    if args.format == "openvino":
+        import openvino as ov
+
+        from ..quantize import save_ir
+
+        onnx_path = cached_onnx(fuse_modnet(model, OPENVINO_HALF_NORM), config)
+        return [save_ir(ov.Core().read_model(str(onnx_path)), args.out, config)]
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        raise CLIError("int8 calibration needs NNCF: pip install 'modnet-matting[openvino]'") from None
+    from ..export import fingerprint
+    from ..quantize import calibrate_int8
+
+    log = lambda message: print(f"modnet: {message}", file=sys.stderr)  # noqa: E731
+    first = args.out if args.out is not None else int8_cache_path(fingerprint(model)[:20])
+    try:
+        written, _ = calibrate_int8(model, config, args.calibration, first, args.calibration_size, args.holdout,
+                                    log=log)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    paths = [written]
+    if args.cache and args.out is not None:
+        import openvino as ov
+
+        from ..quantize import save_ir
+
+        paths.append(save_ir(ov.Core().read_model(str(written)), int8_cache_path(fingerprint(model)[:20]), config))
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import export_onnx, export_torchscript, max_difference
+    from ..weights import load_weights, resolve
+
+    _check_args(args)
     source, _ = resolve(args.weights)
-    if args.out.resolve() == source.resolve():
+    if args.out is not None and args.out.resolve() == source.resolve():
         raise CLIError(f"refusing to overwrite the weights file {source}")
     model, config = load_weights(args.weights)
     if args.format == "onnx":
         export_onnx(model, args.out, opset=args.opset, config=config)
-    else:
+        written = [args.out]
+    elif args.format == "torchscript":
         export_torchscript(model, args.out, config=config)
-    print(f"wrote {args.out} ({args.format})", file=sys.stderr)
+        written = [args.out]
+    else:
+        written = _export_openvino(args, model, config)
+    for path in written:
+        print(f"wrote {path} ({args.format})", file=sys.stderr)
     if args.no_check:
         return 0
     batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, *_CHECK_SIZE)).astype(np.float32)
     with torch.no_grad():
         expected = model.eval().forward_matte(torch.from_numpy(batch)).numpy()
-    diff = max_difference(_run_exported(args.format, args.out, batch), expected)
+    diff = max_difference(_run_exported(args.format, written[0], batch), expected)
     print(f"max |export - pytorch| at {_CHECK_SIZE[0]}x{_CHECK_SIZE[1]}: {diff:.2e}", file=sys.stderr)
+    if args.format == "openvino-int8":
+        return 0  # int8 is judged on real photos (the held-out MAD above), not on a random input
     if diff > PARITY_TOLERANCE:
         print(f"modnet: error: the export differs from PyTorch by more than {PARITY_TOLERANCE}", file=sys.stderr)
         return 1

@@ -71,8 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--weights", default=None, help="registry name or checkpoint file (.ckpt/.safetensors/.onnx)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                        help="auto (default): the fastest within the accuracy bound of fp32 (see docs/performance.md)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "compile", "onnx", "openvino"],
+                        help="auto (default): the fastest available here; torch fp32 is the authors' way")
     parser.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bit depth of alpha and cut-out PNGs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     parser.set_defaults(func=run)

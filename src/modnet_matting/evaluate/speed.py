@@ -166,6 +166,10 @@ def machine_info(device: str, threads: int | None) -> dict[str, Any]:
         import onnxruntime
 
         info["onnxruntime"] = onnxruntime.__version__
+    with contextlib.suppress(ImportError):
+        import openvino
+
+        info["openvino"] = openvino.get_version()
     return info
 
 

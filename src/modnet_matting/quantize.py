@@ -1,0 +1,230 @@
+"""int8 post-training quantisation with NNCF for OpenVINO, calibrated on real photos.
+
+int8 convolutions (VNNI) are the lever that takes MODNet under the real-time
+targets on a 2-core CPU; the cost is accuracy, so a calibration run measures it:
+the photos found are split into a calibration part and a held-out part, NNCF
+sets the quantisation ranges from the first, and the int8 matte is compared with
+the fp32 matte (eager PyTorch, the authors' way) on the second. That mean
+absolute difference (MAD) is stored in the IR next to the weights config, and
+``backend="auto"`` only uses an int8 model whose MAD is within
+``inference.ACCURACY_BOUND``.
+
+Entry point for users: ``modnet export --format openvino-int8 --calibration DIR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .inference import (
+    IR_CONFIG_PATH,
+    OPENVINO_HALF_NORM,
+    OpenVinoBackend,
+    Predictor,
+    TorchBackend,
+    network_size,
+    normalise,
+    resize,
+)
+from .io import IMAGE_SUFFIXES, ImageReadError, read_image
+from .weights import WeightsConfig
+
+#: Where the held-out accuracy measurement is kept in the IR's runtime info.
+IR_ACCURACY_PATH = ["modnet", "int8_accuracy"]
+DEFAULT_CALIBRATION_SIZE = 160
+DEFAULT_HOLDOUT = 40
+#: Layers left in floating point: the first conv sees raw pixels and the last one
+#: writes the matte, where int8 steps show up directly as banding in the alpha.
+KEEP_FLOAT = ("first", "last")
+
+
+@dataclass
+class Accuracy:
+    """int8 vs fp32 mattes on held-out photos (alpha in [0, 1] at each photo's size)."""
+
+    images: int
+    mad: float  # mean over photos of the per-photo mean absolute difference
+    worst_mad: float  # the largest per-photo MAD
+    max_abs: float  # the largest single-pixel difference
+
+
+def find_images(folders: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Image files under the folders (recursively), sorted, hidden files skipped."""
+    found: list[Path] = []
+    for folder in folders:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"calibration folder not found: {root}")
+        found += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith(".")]
+    return sorted(set(found))
+
+
+def split_images(paths: Sequence[Path], calibration: int, holdout: int) -> tuple[list[Path], list[Path]]:
+    """Evenly spaced picks (every set in a mixed folder is represented), disjoint calibration and held-out parts."""
+    wanted = min(len(paths), calibration + holdout)
+    if wanted == 0:
+        return [], []
+    picks = [paths[int(i * len(paths) / wanted)] for i in range(wanted)]
+    held = picks[1::max(1, wanted // max(1, holdout))][:holdout] if holdout else []
+    chosen = set(held)
+    return [p for p in picks if p not in chosen][:calibration], held
+
+
+def network_inputs(paths: Sequence[Path], config: WeightsConfig,
+                   skipped: list[tuple[Path, str]] | None = None) -> list[np.ndarray]:
+    """Each readable photo as a ``1 x 3 x H x W`` network input at the size inference would use."""
+    pre = config.preprocess
+    inputs = []
+    for path in paths:
+        try:
+            rgb = read_image(path)
+        except (ImageReadError, OSError) as exc:
+            if skipped is not None:
+                skipped.append((path, str(exc)))
+            continue
+        height, width = network_size(rgb.shape[0], rgb.shape[1], pre)
+        inputs.append(normalise(resize(rgb, height, width), pre)[None])
+    return inputs
+
+
+def _float_layers(ov_model) -> list[str]:  # noqa: ANN001 - openvino.Model
+    """Names of the convolutions in ``KEEP_FLOAT`` (first: fed by the input; last: feeds the output)."""
+    convs = [op for op in ov_model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    names = []
+    if "first" in KEEP_FLOAT and convs:
+        names.append(convs[0].get_friendly_name())
+    if "last" in KEEP_FLOAT and convs:
+        names.append(convs[-1].get_friendly_name())
+    return names
+
+
+def quantize_openvino(onnx_path: str | os.PathLike[str], calibration: Sequence[np.ndarray],
+                      preset: str = "mixed", fast_bias_correction: bool = True):  # noqa: ANN201 - openvino.Model
+    """int8 OpenVINO model from an fp32 ONNX graph, ranges from the calibration inputs.
+
+    "mixed" quantises weights symmetrically and activations asymmetrically: most
+    activations here follow a ReLU and are never negative, so a symmetric grid
+    would waste half its levels.
+    """
+    import nncf
+    import openvino as ov
+
+    if not calibration:
+        raise ValueError("no calibration images could be read")
+    model = ov.Core().read_model(str(onnx_path))
+    presets = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}
+    return nncf.quantize(
+        model,
+        nncf.Dataset(list(calibration)),
+        preset=presets[preset],
+        subset_size=len(calibration),
+        fast_bias_correction=fast_bias_correction,
+        ignored_scope=nncf.IgnoredScope(names=_float_layers(model)),
+    )
+
+
+def save_ir(ov_model, path: str | os.PathLike[str], config: WeightsConfig,  # noqa: ANN001 - openvino.Model
+            accuracy: Accuracy | None = None) -> Path:
+    """Write ``path`` (.xml) and its .bin with the weights config (and accuracy) inside.
+
+    Written under temporary names in the same folder, then renamed, .bin first, so
+    a reader never sees an .xml without its weights.
+    """
+    import openvino as ov
+
+    target = Path(path)
+    if target.suffix.lower() != ".xml":
+        raise ValueError(f"an OpenVINO IR is an .xml file (with a .bin beside it), not {target.name}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ov_model.set_rt_info(config.to_json(), IR_CONFIG_PATH)
+    if accuracy is not None:
+        ov_model.set_rt_info(json.dumps(asdict(accuracy)), IR_ACCURACY_PATH)
+    scratch = Path(tempfile.mkdtemp(prefix=".modnet-ir-", dir=target.parent))
+    try:
+        ov.save_model(ov_model, str(scratch / "model.xml"), compress_to_fp16=False)
+        os.replace(scratch / "model.bin", target.with_suffix(".bin"))  # the .xml finds it by its stem
+        os.replace(scratch / "model.xml", target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def read_ir_accuracy(ov_model) -> Accuracy | None:  # noqa: ANN001 - openvino.Model
+    """The held-out accuracy recorded at calibration, if any."""
+    if not ov_model.has_rt_info(IR_ACCURACY_PATH):
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        return Accuracy(**json.loads(ov_model.get_rt_info(IR_ACCURACY_PATH).astype(str)))
+    return None
+
+
+def compare_mattes(candidate: Predictor, reference: Predictor, paths: Sequence[Path],
+                   progress: Callable[[int, int], None] | None = None) -> Accuracy:
+    """Per-photo MAD between two predictors' mattes (full resolution), over readable photos."""
+    mads, worst_pixel = [], 0.0
+    for index, path in enumerate(paths):
+        try:
+            rgb = read_image(path)
+        except (ImageReadError, OSError):
+            continue
+        a, b = candidate.predict_rgb([rgb])[0], reference.predict_rgb([rgb])[0]
+        difference = np.abs(a.astype(np.float64) - b)
+        mads.append(float(difference.mean()))
+        worst_pixel = max(worst_pixel, float(difference.max()))
+        if progress is not None:
+            progress(index + 1, len(paths))
+    if not mads:
+        raise ValueError("none of the held-out photos could be read")
+    return Accuracy(len(mads), float(np.mean(mads)), float(np.max(mads)), worst_pixel)
+
+
+def calibrate_int8(
+    model: torch.nn.Module,
+    config: WeightsConfig,
+    folders: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    calibration_size: int = DEFAULT_CALIBRATION_SIZE,
+    holdout: int = DEFAULT_HOLDOUT,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[Path, Accuracy | None]:
+    """Calibrate, measure on held-out photos, write the int8 IR; returns its path and the accuracy."""
+    from .export import cached_onnx
+    from .model.fuse import fuse_modnet
+
+    paths = find_images(folders)
+    if len(paths) < 2:
+        where = ", ".join(map(str, folders))
+        raise ValueError(f"need at least 2 photos to calibrate on, found {len(paths)} in {where}")
+    calib_paths, held = split_images(paths, calibration_size, holdout)
+    skipped: list[tuple[Path, str]] = []
+    inputs = network_inputs(calib_paths, config, skipped)
+    for path, why in skipped:
+        log(f"skipped {path}: {why}")
+    log(f"calibrating on {len(inputs)} photos ({len(paths)} found), holding out {len(held)}")
+    onnx_path = cached_onnx(fuse_modnet(model, OPENVINO_HALF_NORM), config)
+    quantized = quantize_openvino(onnx_path, inputs)
+    accuracy = None
+    if held:
+        scratch = Path(tempfile.mkdtemp(prefix="modnet-int8-"))
+        try:
+            candidate = Predictor(OpenVinoBackend(save_ir(quantized, scratch / "m.xml", config), "fp32", threads),
+                                  config)
+            reference = Predictor(TorchBackend(model, "cpu", "fp32"), config)
+            accuracy = compare_mattes(candidate, reference, held)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        log(f"int8 vs fp32 on {accuracy.images} held-out photos: MAD {accuracy.mad:.5f} "
+            f"(worst photo {accuracy.worst_mad:.5f}, worst pixel {accuracy.max_abs:.3f})")
+    return save_ir(quantized, out, config, accuracy), accuracy
