@@ -265,7 +265,8 @@ def plot(path: Path, points: dict[str, dict[str, float | None]]) -> None:
             marker = "*" if method == "modnet" else ("s" if method == "closed_form" else "o")
             ax.scatter(values[ms_key], values[key], s=120 if marker == "*" else 50, marker=marker)
             label = method + (" (given trimap)" if method == "closed_form" else "")
-            ax.annotate(label, (values[ms_key], values[key]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            offset = (6, -12) if method == "closed_form" else (6, 4)
+            ax.annotate(label, (values[ms_key], values[key]), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("median ms per image, 2 CPU threads (log scale)")
         ax.set_title(title, fontsize=10)
@@ -300,8 +301,9 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
         "`docs/benchmarks.json`). Every number below was measured in that one run.",
         "",
         f"- Date: {ctx['date']}; machine: {cpu_name()}, {os.cpu_count()} cores, no GPU; "
-        f"{args.threads} threads for every method; load average {ctx['load']} at the start "
-        "(other jobs shared the machine, so times are indicative).",
+        f"{args.threads} threads for every method; 1-minute load average {ctx['load']} at the start and "
+        f"{ctx['load_end']} at the end of the run (other jobs shared the two cores, so every time below is "
+        "inflated by the same contention; compare methods with each other, not with idle-machine figures).",
         f"- **Our weights measured: {ctx['weights_label']}.** "
         + ("Random weights predict no person: the MODNet rows show the pipeline, not the method. "
            "Rerun with `--weights FILE` when trained weights land." if "random" in ctx["weights_label"] else ""),
@@ -350,7 +352,8 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
             f"{speed['model']['parameters']:,} parameters; {macs} (Conv2d and Linear multiply-accumulates of the "
             f"inference path). Batch 1, {speed['settings']['repeat']} timed calls after "
             f"{speed['settings']['warmup']} warm-up calls, median; {speed['machine']['torch_threads']} threads; "
-            "numpy in, numpy out. Speed does not depend on the weights.",
+            "numpy in, numpy out. Speed does not depend on the weights. Measured under the load stated at "
+            "the top: on an idle machine these times are several times lower.",
             "",
             *speed_table(speed),
             "",
@@ -406,13 +409,15 @@ def main(argv: list[str] | None = None) -> int:
             "iou": pooled(seg, sets, result.method, "iou"), "seg_ms": pooled(seg, sets, result.method, "ms"),
             "mad": result.means().get("mad"), "comp_ms": result.means().get("ms"),
         }
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     plot_path = args.doc.parent / "benchmarks_quality_speed.png"
     plot(plot_path, points)
     ctx = {"seg": seg, "comp": comp, "sets": sets, "speed": speed, "missing": missing, "weights_label": label,
-           "plot": plot_path, "load": f"{load:.1f}", "date": dt.date.today().isoformat()}
+           "plot": plot_path, "load": f"{load:.1f}", "load_end": f"{load_end:.1f}", "date": dt.date.today().isoformat()}
     write_doc(args, ctx)
     summary = {
         "weights": label, "date": ctx["date"], "threads": args.threads, "limit": args.limit,
+        "load_average": {"start": round(load, 2), "end": round(load_end, 2)},
         "segmentation": {name: {r.method: {"n": len(r.rows), **r.means()} for r in rs} for name, rs in seg.items()},
         "composites": {r.method: {"n": len(r.rows), **r.means()} for r in comp},
         "pooled": points, "not_run": missing, "speed": speed,
