@@ -11,7 +11,6 @@ Sizes that are not multiples of 32 are rounded up, as the network requires.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import platform
 import statistics
@@ -95,24 +94,9 @@ class Timing:
     error: str | None = None
 
 
-def _compiled_backend(model: nn.Module, device: str, precision: str) -> Backend:
-    """Eager backend whose ``forward_matte`` goes through ``torch.compile`` (default mode)."""
-    try:
-        return make_backend(model, "compile", device, precision)
-    except ValueError as exc:
-        if "unknown backend" not in str(exc):
-            raise
-    backend = TorchBackend(copy.deepcopy(model), device, precision)  # a copy: other backends stay eager
-    backend.model.forward_matte = torch.compile(backend.model.forward_matte)  # type: ignore[method-assign]
-    backend.name = "compile"
-    return backend
-
-
-def build_backend(name: str, model: nn.Module, device: str, precision: str) -> Backend:
-    """The named backend from ``inference.make_backend``; "compile" is added here if it lacks it."""
-    if name == "compile":
-        return _compiled_backend(model, device, precision)
-    return make_backend(model, name, device, precision)
+def build_backend(name: str, model: nn.Module, device: str, precision: str, threads: int | None = None) -> Backend:
+    """The named backend, built exactly as the predictor builds it (``inference.make_backend``)."""
+    return make_backend(model, name, device, precision, threads=threads)
 
 
 def _timed_call(backend: Backend, batch: np.ndarray) -> tuple[Callable[[], float], str]:
@@ -202,7 +186,7 @@ def run_benchmark(
     for name in backends:
         for precision in precisions:
             try:
-                backend = build_backend(name, model, device, precision)
+                backend = build_backend(name, model, device, precision, threads)
             except Exception as exc:  # a backend/precision this machine lacks: record and go on
                 backend, build_error = None, f"{type(exc).__name__}: {exc}"
             for height, width in sizes:
