@@ -203,6 +203,15 @@ def test_train_command_on_a_mask_folder(tmp_path: Path, capsys) -> None:
     assert "train samples" in capsys.readouterr().out
     state = torch.load(tmp_path / "runs" / "cli" / "last.pt", weights_only=True)
     assert state["step"] == 1 and (tmp_path / "c" / "people_64_guided.npz").exists()
+    # --export turns the run's EMA weights into a weights file any command can use
+    exported = tmp_path / "exported.safetensors"
+    assert main(["train", *overrides, "--export", str(exported)]) == 0
+    model, config = load_weights(exported)
+    assert config.card["samples_seen"] == 2 and "validation" in config.card
+    assert config.preprocess.reference_size == 320 and config.preprocess.resize_mode == "short_side"
+    ema = torch.load(tmp_path / "runs" / "cli" / "last.pt", weights_only=True)["ema"]
+    key = "f_branch.conv_f.1.layers.0.weight"
+    assert torch.allclose(model.state_dict()[key], ema[key].float(), atol=1e-3)
 
 
 def test_missing_init_weights_starts_from_scratch(tmp_path) -> None:

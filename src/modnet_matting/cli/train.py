@@ -22,6 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many more steps")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes (checkpoint saved)")
     parser.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    parser.add_argument(
+        "--export",
+        metavar="FILE",
+        help="do not train: validate the EMA weights of runs/<name>/last.pt and write them to FILE (.safetensors)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,7 +50,29 @@ def run(args: argparse.Namespace) -> int:
             trainer = Trainer(cfg)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
+        if args.export:
+            return export_checkpoint(trainer, args.export)
         trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes)
     finally:
         shutdown()
+    return 0
+
+
+def export_checkpoint(trainer, path: str) -> int:  # noqa: ANN001 - a train.loop.Trainer
+    """Validate the EMA model of the run's last checkpoint and save it in our weights format.
+
+    Lets a user take weights from a run at any moment (validation otherwise only
+    happens every ``val_every`` steps), with the measured figures in the model card.
+    """
+    from ..weights import save_weights
+    from .main import CLIError
+
+    if not trainer.checkpoint_path.exists():
+        raise CLIError(f"no checkpoint to export: {trainer.checkpoint_path} does not exist")
+    trainer.prepare_data()
+    trainer.load_checkpoint()
+    metrics = trainer.validate()
+    save_weights(trainer.ema, path, trainer.weights_config(metrics))
+    print(f"step {trainer.step}: " + " ".join(f"{k}={v}" for k, v in metrics.items()))
+    print(f"wrote {path}")
     return 0
