@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if openvino_bf16_supported():
         candidates["openvino bf16"] = lambda: make_backend(model, "openvino", "cpu", "bf16", args.threads, config)
         candidates["openvino int8 (bf16 rest)"] = lambda: OpenVinoBackend(int8_path, "bf16", args.threads)
-    rows = []
+    rows, memo = [], {}
     for name, build in candidates.items():
-        accuracy = compare_mattes(Predictor(build(), config), reference, held)
+        accuracy = compare_mattes(Predictor(build(), config), reference, held, memo=memo)
         rows.append({"path": name, **accuracy.__dict__, "within_bound": accuracy.mad <= ACCURACY_BOUND})
         print(f"{name:28s} MAD {accuracy.mad:.5f}  worst photo {accuracy.worst_mad:.5f}  "
               f"worst pixel {accuracy.max_abs:.3f}  {'ok' if accuracy.mad <= ACCURACY_BOUND else 'OVER'}",

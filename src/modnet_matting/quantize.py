@@ -170,15 +170,22 @@ def read_ir_accuracy(ov_model) -> Accuracy | None:  # noqa: ANN001 - openvino.Mo
 
 
 def compare_mattes(candidate: Predictor, reference: Predictor, paths: Sequence[Path],
-                   progress: Callable[[int, int], None] | None = None) -> Accuracy:
-    """Per-photo MAD between two predictors' mattes (full resolution), over readable photos."""
+                   progress: Callable[[int, int], None] | None = None,
+                   memo: dict[Path, np.ndarray] | None = None) -> Accuracy:
+    """Per-photo MAD between two predictors' mattes (full resolution), over readable photos.
+
+    ``memo`` keeps the reference's mattes between calls (comparing several candidates).
+    """
+    memo = {} if memo is None else memo
     mads, worst_pixel = [], 0.0
     for index, path in enumerate(paths):
         try:
             rgb = read_image(path)
         except (ImageReadError, OSError):
             continue
-        a, b = candidate.predict_rgb([rgb])[0], reference.predict_rgb([rgb])[0]
+        if path not in memo:
+            memo[path] = reference.predict_rgb([rgb])[0]
+        a, b = candidate.predict_rgb([rgb])[0], memo[path]
         difference = np.abs(a.astype(np.float64) - b)
         mads.append(float(difference.mean()))
         worst_pixel = max(worst_pixel, float(difference.max()))
