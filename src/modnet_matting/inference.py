@@ -500,6 +500,8 @@ def choose_backend(
     """
     if not isinstance(source, _Source):
         source = _Source(source, WeightsConfig())
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     chosen = pick_device(device)
     if chosen.type != "cpu":
         if only not in (None, "torch", "compile"):
@@ -508,8 +510,8 @@ def choose_backend(
         return _build(source, only or "torch", want, str(chosen), threads, fuse_torch=True)
     candidates = [(b, p) for b, p in _CPU_CANDIDATES[precision] if only is None or b == only or
                   (only == "compile" and b == "torch")]
-    if only is not None and precision == "auto" and not candidates:
-        candidates = [(only, "fp32")]
+    if not candidates:
+        raise ValueError(f"the {only} backend does not run {precision} on a CPU")
     errors = []
     for name, prec in candidates:
         name = "compile" if only == "compile" else name
@@ -523,7 +525,11 @@ def choose_backend(
             if recorded is not None and recorded > ACCURACY_BOUND:
                 errors.append(f"{name} {prec}: calibration measured {recorded:.4f} > {ACCURACY_BOUND}")
                 continue
-            error = _measured_error(source, backend, name, prec)
+            try:
+                error = _measured_error(source, backend, name, prec)
+            except (RuntimeError, ValueError, OSError) as exc:  # e.g. the runtime cannot compile it here
+                errors.append(f"{name} {prec}: {exc}")
+                continue
             if error > ACCURACY_BOUND:
                 errors.append(f"{name} {prec}: mean abs difference {error:.4f} > {ACCURACY_BOUND}")
                 continue
