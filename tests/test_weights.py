@@ -129,3 +129,20 @@ def test_missing_default_weights_say_how_to_get_some(monkeypatch: pytest.MonkeyP
 def test_unknown_file_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(WeightsNotFoundError, match="not found"):
         weights.load_weights(tmp_path / "nothing.ckpt")
+
+
+def test_bundled_default_weights_find_the_person_in_the_demo_photo() -> None:
+    """`modnet matte photo.jpg` must work offline: the default weights ship in the package."""
+    from importlib import resources
+
+    from modnet_matting.inference import load_model
+
+    predictor = load_model(None, device="cpu", backend="torch")
+    assert predictor.config.card["samples_seen"] > 0 and "validation" in predictor.config.card
+    photo = resources.files("modnet_matting") / "assets" / "grace_hopper.jpg"
+    alpha = predictor.predict(str(photo))
+    height, width = alpha.shape
+    assert (height, width) == (600, 512)
+    face = alpha[int(height * 0.3):int(height * 0.5), int(width * 0.35):int(width * 0.65)]
+    sky = alpha[: int(height * 0.25), int(width * 0.8):]
+    assert face.mean() > 0.9 and sky.mean() < 0.2
