@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -197,7 +198,33 @@ class AudioPassthrough:
         self._input.close()
 
 
-class VideoFileWriter:
+class _CommitOrAbort:
+    """Context manager for outputs written under a temporary name.
+
+    A clean exit commits (``close`` renames into place); an exception aborts
+    (``abort`` removes the partial file), so no half-written output is left.
+    """
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Output) -> _Output:
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+_Output = TypeVar("_Output", bound=_CommitOrAbort)
+
+
+class VideoFileWriter(_CommitOrAbort):
     """Encodes frames of one kind ("rgb", "gray" alpha or "rgba" cut-out) into a video file.
 
     The encoder opens on the first frame, when the size and rotation are
@@ -231,15 +258,6 @@ class VideoFileWriter:
         self._container: av.container.OutputContainer | None = None
         self._audio: AudioPassthrough | None = None
         self._last_pts: int | None = None
-
-    def __enter__(self) -> VideoFileWriter:
-        return self
-
-    def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def _open(self, height: int, width: int, rotation: int) -> None:
         self._steps = rotation_steps(rotation)
@@ -337,7 +355,7 @@ def _ours(path: Path) -> bool:
     return path.name == "timestamps.csv" or (path.name.startswith("frame_") and path.suffix == ".png")
 
 
-class PngSequenceWriter:
+class PngSequenceWriter(_CommitOrAbort):
     """RGBA (or any) frames as numbered PNGs in a folder, plus ``timestamps.csv``.
 
     PNG has no clock, so each frame's presentation time is listed in the CSV.
@@ -357,15 +375,6 @@ class PngSequenceWriter:
         self.frames = 0
         self.problems = ["PNG sequences carry no audio; the audio track was not written"] if has_audio else []
         self._times: list[str] = ["frame,time_s"]
-
-    def __enter__(self) -> PngSequenceWriter:
-        return self
-
-    def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def write(self, image: np.ndarray, pts: int, time: float = 0.0, rotation: int = 0) -> None:
         """Save one upright frame; ``time`` (seconds) goes into timestamps.csv."""
