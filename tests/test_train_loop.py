@@ -225,3 +225,34 @@ def test_missing_init_weights_starts_from_scratch(tmp_path) -> None:
     assert trainer.load_checkpoint() is False
     assert trainer.step == 0
     assert any("starting from scratch" in line for line in logs)
+
+
+def test_ctrl_c_to_the_process_group_saves_a_checkpoint(tmp_path: Path) -> None:
+    """Ctrl-C or `pkill` signals data workers too; the run must still save and exit cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        image, alpha, _ = synthetic_portrait(96, 80, rng)
+        save_image(tmp_path / "data" / "people" / "images" / f"p{i}.jpg", image)
+        save_image(tmp_path / "data" / "people" / "masks" / f"p{i}.png", np.where(alpha > 127, 255, 0).astype("uint8"))
+    overrides = [f"data_root={tmp_path / 'data'}", "sets=[people]", "backgrounds=[]", f"cache_dir={tmp_path / 'c'}",
+                 f"runs_dir={tmp_path / 'runs'}", "name=sig", "cache_short_side=64", "label_method=guided",
+                 "crop=64", "batch_size=2", "data_workers=1", "bf16=false", "val_every=0", "log_every=1",
+                 "total_steps=100000", "progress=false"]
+    process = subprocess.Popen([sys.executable, "-m", "modnet_matting.cli.main", "train", *overrides],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = tmp_path / "runs" / "sig" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while not log.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)  # the whole group, as a terminal's Ctrl-C would
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    state = torch.load(tmp_path / "runs" / "sig" / "last.pt", weights_only=True)
+    assert state["step"] >= 1

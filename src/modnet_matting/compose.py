@@ -93,13 +93,24 @@ def cutout(
 
 
 def composite(
-    image: np.ndarray, alpha: np.ndarray, background: np.ndarray, foreground: np.ndarray | None = None
+    image: np.ndarray,
+    alpha: np.ndarray,
+    background: np.ndarray,
+    foreground: np.ndarray | None = None,
+    decontaminate: bool = True,
 ) -> np.ndarray:
     """``alpha * F + (1 - alpha) * background`` as RGB uint8.
 
     Where alpha is 0 the result is the background and where it is 1 the
-    original pixel, exactly.
+    original pixel, exactly. F is ``foreground`` when given, else estimated
+    (decontaminated colours). ``decontaminate=False`` uses the photo's own
+    colours in one OpenCV pass, about nine times faster at 1080p: video takes
+    it because per-frame foreground estimation costs far more than the network.
     """
+    if not decontaminate and foreground is None:
+        rgb = image if image.dtype == np.uint8 else _to_uint(_as_float_rgb(image), 8)
+        weight = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
+        return cv2.blendLinear(rgb, np.ascontiguousarray(background, np.uint8), weight, 1.0 - weight)
     if foreground is None:
         foreground = estimate_foreground(image, alpha)
     a = np.clip(alpha.astype(np.float32), 0.0, 1.0)[..., None]

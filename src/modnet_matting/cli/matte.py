@@ -21,6 +21,7 @@ import numpy as np
 
 from ..io import IMAGE_SUFFIXES, ImageReadError, alpha_to_uint, encode_png, read_image, save_image
 from .main import CLIError
+from .options import add_model_options, load_predictor
 
 OUTPUTS = ("alpha", "cutout", "composite", "preview")
 STDIN = "-"
@@ -69,12 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="white",
         help="for composite: colour name, #hex or r,g,b; an image file (resized to cover); or 'blur'",
     )
-    parser.add_argument("--weights", default=None, help="registry name or checkpoint file (.ckpt/.safetensors/.onnx)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
-                        help="auto (default): the fastest within the accuracy bound of fp32 (see docs/performance.md)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "compile", "onnx", "openvino"],
-                        help="auto (default): the fastest available here; torch fp32 is the authors' way")
+    add_model_options(parser)
     parser.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bit depth of alpha and cut-out PNGs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     parser.set_defaults(func=run)
@@ -188,19 +184,6 @@ def process(job: Job, kinds: list[str], predictor, args: argparse.Namespace, pro
         save_image(job.target(kind), render(kind, rgb, alpha, fg, args))
 
 
-def _load_predictor(args: argparse.Namespace):
-    """Checkpoint problems keep their own message; bad device/precision choices become CLI errors."""
-    from ..inference import load_model
-    from ..weights import CheckpointError
-
-    try:
-        return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend)
-    except CheckpointError:
-        raise
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -222,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("no images to matte: " + "; ".join(f"{name}: {why}" for name, why in failures))
     for name, why in failures:
         print(f"modnet: skipped {name}: {why}", file=sys.stderr)
-    predictor = _load_predictor(args)
+    predictor = load_predictor(args)
     protected = {job.source.resolve() for job in jobs if job.source is not None}
     done = 0
     bar = tqdm(jobs, unit="image", disable=len(jobs) <= 1, file=sys.stderr)

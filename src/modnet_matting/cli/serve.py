@@ -13,6 +13,7 @@ import os
 import socket
 
 from .main import CLIError
+from .options import add_model_options
 
 ENV_OPTIONS = "MODNET_SERVE_OPTIONS"
 
@@ -26,12 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default: 1)")
-    parser.add_argument("--weights", default=None, help="registry name or weights file (default: modnet-people)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
-                        help="auto (default): the fastest within the accuracy bound of fp32")
-    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "compile", "onnx", "openvino"],
-                        help="auto (default): the fastest available here; torch fp32 is the authors' way")
+    add_model_options(parser)
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default: 20)")
     parser.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default: 25e6)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request gets 504 (default: 60)")

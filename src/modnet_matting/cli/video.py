@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .main import CLIError
+from .options import add_model_options, load_predictor
+
+if TYPE_CHECKING:
+    from ..inference import Predictor
 
 CUTOUT_SUFFIXES = {"mov": ".mov", "webm": ".webm", "png": ""}
 
@@ -31,9 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--end", type=float, help="end time in seconds")
     parser.add_argument("--no-ofd", action="store_true", help="turn off the one-frame-delay flicker fix")
     parser.add_argument("--ofd-threshold", type=float, default=0.1, help="OFD threshold xi (default 0.1)")
-    parser.add_argument("--weights", help="registry name or checkpoint file (default: modnet-people)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    add_model_options(parser)
     parser.add_argument("--codec", help="video encoder for alpha/composite outputs (e.g. libx264, ffv1, libvpx-vp9)")
     parser.add_argument("--crf", type=int, help="quality for x264/VP9 (lower is better; default 18 / 30)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
@@ -72,13 +75,8 @@ def _check_not_inputs(paths: list[Path], inputs: list[Path]) -> None:
         seen.add(path.resolve())
 
 
-def _predictor(args: argparse.Namespace):  # noqa: ANN202 - a Predictor; imported lazily for a fast --help
-    from ..inference import load_model
-
-    try:
-        predictor = load_model(args.weights, device=args.device, precision=args.precision)
-    except (ValueError, RuntimeError) as exc:
-        raise CLIError(str(exc).splitlines()[0]) from None
+def _predictor(args: argparse.Namespace) -> Predictor:
+    predictor = load_predictor(args)
     predictor.batch_size = args.batch_size
     return predictor
 

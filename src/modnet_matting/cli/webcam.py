@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .main import CLIError
+from .options import add_model_options
 from .video import _predictor, check_background
 
 
@@ -28,9 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", help="also write the composite to this video file (or PNG folder)")
     parser.add_argument("--no-ofd", action="store_true", help="turn off the one-frame-delay flicker fix")
     parser.add_argument("--ofd-threshold", type=float, default=0.1, help="OFD threshold xi (default 0.1)")
-    parser.add_argument("--weights", help="registry name or checkpoint file (default: modnet-people)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    add_model_options(parser)
     parser.set_defaults(func=run, batch_size=1)
 
 

@@ -55,6 +55,16 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return 1.0
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave SIGINT/SIGTERM to the main process.
+
+    Ctrl-C or ``pkill`` reaches the whole process group; a worker that died on it
+    would break the main process's next batch before it could save its checkpoint.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as handle:
@@ -161,6 +171,7 @@ class Trainer:
         sampler = StreamSampler(start, stride=self.world, offset=self.rank)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
                           persistent_workers=cfg.data_workers > 0, prefetch_factor=4 if cfg.data_workers else None,
+                          worker_init_fn=_ignore_stop_signals if cfg.data_workers else None,
                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------ checkpoint

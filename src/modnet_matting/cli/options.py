@@ -1,0 +1,46 @@
+"""The model options every subcommand that runs the network shares, and how they load.
+
+One definition keeps ``matte``, ``video``, ``webcam`` and ``serve`` agreeing on the
+defaults: ``auto`` backend and precision, the fastest path on this machine that
+stays within the accuracy bound of fp32 (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from .main import CLIError
+
+if TYPE_CHECKING:
+    from ..inference import Predictor
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+BACKENDS = ("auto", "torch", "compile", "onnx", "openvino")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--weights, --device, --precision and --backend."""
+    parser.add_argument("--weights", default=None,
+                        help="registry name or weights file (.safetensors/.ckpt/.onnx/.xml; default: modnet-people)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (default): the fastest within the accuracy bound of fp32 (see docs/performance.md)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="auto (default): the fastest available here; torch fp32 is the authors' way")
+
+
+def load_predictor(args: argparse.Namespace) -> Predictor:
+    """The predictor the options ask for; a bad device or precision choice is a one-line CLI error.
+
+    Checkpoint problems (missing or corrupt weights) keep their own message.
+    """
+    from ..inference import load_model
+    from ..weights import CheckpointError
+
+    try:
+        return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend)
+    except CheckpointError:
+        raise
+    except (ValueError, RuntimeError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
