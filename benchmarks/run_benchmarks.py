@@ -18,6 +18,7 @@ else (per-image CSVs, contact sheets, the composite set) goes to ``--work``.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -38,6 +39,7 @@ from modnet_matting.evaluate.runner import (
     Dataset,
     MethodResult,
     ModelMethod,
+    Row,
     evaluate,
     find_dataset,
     write_reports,
@@ -58,7 +60,7 @@ except ImportError:  # training extra not part of this build: the same rule, sta
 REPO = Path(__file__).resolve().parent.parent
 SETS = ("eg1800", "celebamask", "hsd", "ccp")
 PEER_NOTES = {
-    "modnet": "MODNet (this project), Predictor at the reference size 512",
+    "modnet": "MODNet (this project), Predictor at its weights' own reference size and rule",
     "mediapipe": "MediaPipe selfie segmentation, 256x256 (LiteRT)",
     "rvm": "Robust Video Matting MobileNetV3 fp32 ONNX, single image, zero state",
     "u2netp": "U^2-Netp salient object ONNX, 320x320",
@@ -80,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "benchmarks")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--reuse-peers", action="store_true",
+                        help="take peer rows from the previous run's per-image CSVs in --work when they cover "
+                             "exactly the same images (peers do not change; this saves most of the run time)")
     return parser.parse_args(argv)
 
 
@@ -176,13 +181,47 @@ def peer_methods(names: list[str], dirs: list[Path], threads: int) -> tuple[list
 # ------------------------------------------------------------- evaluation
 
 
-def run_all(datasets: dict[str, Dataset], methods: list[Any], work: Path) -> dict[str, list[MethodResult]]:
+def _conventions(dataset: Dataset) -> Conventions:
+    return Conventions(dataset.kind, "both" if dataset.kind == "matting" else "whole")
+
+
+def previous_result(work: Path, set_name: str, dataset: Dataset, method: str) -> MethodResult | None:
+    """A method's rows from an earlier run's ``per_image.csv``, if it covered exactly these images."""
+    path = work / "results" / set_name / method / "per_image.csv"
+    if not path.is_file():
+        return None
+    conv = _conventions(dataset)
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    if sorted(r["stem"] for r in records) != sorted(s.stem for s in dataset.samples):
+        return None
+    names = conv.metric_names()
+    if records and not set(names) <= set(records[0]):
+        return None
+    rows = [Row(r["stem"], {n: float(r[n]) for n in names}, float(r["ms"])) for r in records]
+    measured = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+    return MethodResult(method, conv, rows, info={"reused_from": measured})
+
+
+def reusable_peers(work: Path, datasets: dict[str, Dataset], names: list[str]) -> dict[str, dict[str, MethodResult]]:
+    """Peers whose earlier rows cover every dataset of this run: {peer: {set: result}}."""
+    reused = {}
+    for name in names:
+        found = {set_name: previous_result(work, set_name, ds, name) for set_name, ds in datasets.items()}
+        if all(found.values()):
+            reused[name] = found
+    return reused
+
+
+def run_all(datasets: dict[str, Dataset], methods: list[Any], work: Path,
+            reused: dict[str, dict[str, MethodResult]] | None = None) -> dict[str, list[MethodResult]]:
+    """Evaluate ``methods`` on each dataset; ``reused`` peer rows are appended, not recomputed."""
     results: dict[str, list[MethodResult]] = {}
     for name, dataset in datasets.items():
-        conv = Conventions(dataset.kind, "both" if dataset.kind == "matting" else "whole")
+        conv = _conventions(dataset)
         start = time.perf_counter()
         outcome = evaluate(dataset, methods, conv, worst=6)
-        results[name] = [result for result, _ in outcome]
+        results[name] = [result for result, _ in outcome] + [by_set[name] for by_set in (reused or {}).values()]
         worst = {result.method: cases for result, cases in outcome}
         print(f"{name}: {len(dataset.samples)} images x {len(methods)} methods in "
               f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -237,14 +276,13 @@ def matting_table(results: list[MethodResult]) -> list[str]:
 
 
 def speed_table(report: dict[str, Any]) -> list[str]:
-    lines = ["| backend | precision | input | median ms | min ms | img/s |", "|---|---|---|---|---|---|"]
+    lines = ["| backend | precision | runs as | input | median ms | min ms | img/s |", "|---|---|---|---|---|---|---|"]
     for r in report["results"]:
+        head = f"| {r['backend']} | {r['precision']} | {r.get('runs_as') or '-'} | {r['height']}x{r['width']} | "
         if r["error"]:
-            lines.append(f"| {r['backend']} | {r['precision']} | {r['height']}x{r['width']} | "
-                         f"not available: {r['error'][:70]} | | |")
+            lines.append(head + f"not available: {r['error'][:70]} | | |")
         else:
-            lines.append(f"| {r['backend']} | {r['precision']} | {r['height']}x{r['width']} | "
-                         f"{r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['images_per_s']:.1f} |")
+            lines.append(head + f"{r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['images_per_s']:.1f} |")
     return lines
 
 
@@ -302,8 +340,9 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
         "",
         f"- Date: {ctx['date']}; machine: {cpu_name()}, {os.cpu_count()} cores, no GPU; "
         f"{args.threads} threads for every method; 1-minute load average {ctx['load']} at the start and "
-        f"{ctx['load_end']} at the end of the run (other jobs shared the two cores, so every time below is "
-        "inflated by the same contention; compare methods with each other, not with idle-machine figures).",
+        f"{ctx['load_end']} at the end of the run" + (
+            " (other jobs shared the cores, so every time below is inflated by the same contention; compare "
+            "methods with each other, not with idle-machine figures)." if ctx["busy"] else "."),
         f"- **Our weights measured: {ctx['weights_label']}.** "
         + ("Random weights predict no person: the MODNet rows show the pipeline, not the method. "
            "Rerun with `--weights FILE` when trained weights land." if "random" in ctx["weights_label"] else ""),
@@ -311,6 +350,11 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
     ]
     for name, reason in ctx["missing"].items():
         lines.append(f"- Not run: {name}: {reason}")
+    if ctx["reused"]:
+        reused = ", ".join(f"{name} ({day})" for name, day in ctx["reused"].items())
+        lines.append(f"- Peer rows reused from an earlier run on the same images (`--reuse-peers`): {reused}. "
+                     "Their quality figures are unchanged by definition; their ms/img were measured under that "
+                     "run's load.")
     lines += [
         f"- Held-out split: file stems with `int(md5(stem).hexdigest(), 16) % 8 == 0` (training's rule), the first "
         f"{args.limit} per set in name order, from `shared/data/people/<set>`.",
@@ -352,13 +396,15 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
             f"{speed['model']['parameters']:,} parameters; {macs} (Conv2d and Linear multiply-accumulates of the "
             f"inference path). Batch 1, {speed['settings']['repeat']} timed calls after "
             f"{speed['settings']['warmup']} warm-up calls, median; {speed['machine']['torch_threads']} threads; "
-            "numpy in, numpy out. Speed does not depend on the weights. Measured under the load stated at "
-            "the top: on an idle machine these times are several times lower.",
+            "numpy in, numpy out. Speed does not depend on the weights."
+            + (" Measured under the load stated at the top: on an idle machine these times are lower."
+               if ctx["busy"] else ""),
             "",
             *speed_table(speed),
             "",
-            "Regenerate alone with `modnet bench --backends torch,onnx --precision fp32,bf16 "
-            "--sizes 512x512,288x512 --threads 2 --json bench.json`.",
+            "`torch fp32` is the authors' way; `auto` is what every command uses by default. Regenerate "
+            "alone with `modnet bench --weights modnet-people --backends torch,onnx,openvino,auto "
+            "--precision fp32,bf16,auto --sizes 512x512,288x512 --threads 2 --json bench.json`.",
         ]
     lines += [
         "",
@@ -390,17 +436,23 @@ def main(argv: list[str] | None = None) -> int:
 
     model, label, weights_path = our_model(args.weights, args.work, args.threads)
     dirs = P.model_dirs(args.peer_models) + [REPO / "peer_models", args.shared / "models"]
-    peers, missing = peer_methods(P.parse_peers(args.peers), dirs, args.threads)
+    names = P.parse_peers(args.peers)
+    everything = {**datasets, "composites": composites}
+    reused = reusable_peers(args.work, everything, names) if args.reuse_peers else {}
+    for name, by_set in reused.items():
+        print(f"peer {name}: rows reused from {next(iter(by_set.values())).info['reused_from']}", file=sys.stderr)
+    peers, missing = peer_methods([n for n in names if n not in reused], dirs, args.threads)
     methods = [model, *peers]
 
-    seg = run_all(datasets, methods, args.work)
-    comp = run_all({"composites": composites}, methods, args.work)["composites"]
+    seg = run_all(datasets, methods, args.work, reused)
+    comp = run_all({"composites": composites}, methods, args.work, reused)["composites"]
 
     speed = None
     if not args.skip_speed:
-        net = load_weights(str(weights_path) if weights_path else None)[0]
-        speed = run_benchmark(net, ["torch", "onnx"], ["fp32", "bf16"], [(512, 512), (288, 512)], [1],
-                              repeat=7, warmup=3, device="cpu", threads=args.threads, weights=label)
+        net, net_config = load_weights(str(weights_path) if weights_path else None)
+        speed = run_benchmark(net, ["torch", "onnx", "openvino", "auto"], ["fp32", "bf16", "auto"],
+                              [(512, 512), (288, 512)], [1], repeat=7, warmup=3, device="cpu",
+                              threads=args.threads, weights=label, config=net_config)
         print(format_report(speed), file=sys.stderr)
 
     points = {}
@@ -413,7 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     plot_path = args.doc.parent / "benchmarks_quality_speed.png"
     plot(plot_path, points)
     ctx = {"seg": seg, "comp": comp, "sets": sets, "speed": speed, "missing": missing, "weights_label": label,
-           "plot": plot_path, "load": f"{load:.1f}", "load_end": f"{load_end:.1f}", "date": dt.date.today().isoformat()}
+           "reused": {name: next(iter(by_set.values())).info["reused_from"] for name, by_set in reused.items()},
+           "plot": plot_path, "load": f"{load:.1f}", "load_end": f"{load_end:.1f}",
+           "busy": max(load, load_end) > (os.cpu_count() or 1) + 0.5,  # the run itself keeps ~2 busy
+           "date": dt.date.today().isoformat()}
     write_doc(args, ctx)
     summary = {
         "weights": label, "date": ctx["date"], "threads": args.threads, "limit": args.limit,

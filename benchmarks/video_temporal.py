@@ -123,8 +123,12 @@ def main() -> None:
     print(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        pre = matter.predictor.config.preprocess
+        backend = matter.predictor.backend
         meta = {"weights": args.weights, "ofd_threshold": args.ofd_threshold, "max_frames": args.max_frames,
-                "reference": "DAVIS binary masks; carphone has none", "preprocess": "short side to 512 (video rule)"}
+                "reference": "DAVIS binary masks; carphone has none",
+                "preprocess": f"short side to {pre.reference_size} (video rule)",
+                "backend": f"{backend.name} {getattr(backend, 'precision', '')}".strip()}
         args.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
 
 

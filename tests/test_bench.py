@@ -45,7 +45,7 @@ def test_bench_writes_the_json_report(tmp_path: Path, capsys) -> None:
         ("fp32", "64x64", 64, 64), ("fp32", "50x70", 64, 96), ("fp16", "64x64", 64, 64), ("fp16", "50x70", 64, 96),
     ]
     for row in rows[:2]:
-        assert row["error"] is None and row["timer"] == "perf_counter"
+        assert row["error"] is None and row["timer"] == "perf_counter" and row["runs_as"] == "torch fp32"
         assert row["median_ms"] > 0 and row["images_per_s"] == pytest.approx(1000 / row["median_ms"])
     for row in rows[2:]:  # fp16 is refused on the CPU: recorded, the others still ran
         assert row["median_ms"] is None and "fp16" in row["error"]

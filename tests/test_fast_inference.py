@@ -223,6 +223,22 @@ def test_auto_prefers_openvino_and_checks_lossy_paths(net: MODNet, monkeypatch: 
     assert make_backend(net, "auto", "cpu", "fp32").precision == "fp32"  # an explicit precision is kept
 
 
+@needs_bf16
+def test_auto_trusts_the_held_out_accuracy_recorded_with_the_weights(net: MODNet,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A figure measured on held-out photos (the issue's criterion) decides, both ways, without the photo check."""
+
+    def one_photo_check(*_args: object) -> float:
+        raise AssertionError("the one-photo check ran although the weights record a figure")
+
+    monkeypatch.setattr(inference, "_measured_error", one_photo_check)
+    within = WeightsConfig(card={"accuracy": {"openvino bf16": {"mad": 0.001, "photos": 40}}})
+    assert make_backend(net, "auto", "cpu", "auto", config=within).precision == "bf16"
+    over = WeightsConfig(card={"accuracy": {"openvino bf16": {"mad": 0.01}, "torch bf16": {"mad": 0.01}}})
+    backend = make_backend(net, "auto", "cpu", "auto", config=over)
+    assert isinstance(backend, OpenVinoBackend) and backend.precision == "fp32"
+
+
 def test_auto_falls_back_without_openvino(net: MODNet, batch: np.ndarray, reference: np.ndarray,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails

@@ -131,13 +131,14 @@ def test_unknown_file_is_not_found(tmp_path: Path) -> None:
         weights.load_weights(tmp_path / "nothing.ckpt")
 
 
-def test_bundled_default_weights_find_the_person_in_the_demo_photo() -> None:
-    """`modnet matte photo.jpg` must work offline: the default weights ship in the package."""
+@pytest.mark.parametrize("name", [None, "modnet-people-video"])
+def test_bundled_weights_find_the_person_in_the_demo_photo(name: str | None) -> None:
+    """`modnet matte photo.jpg` must work offline: the default weights (and the video variant) ship in the package."""
     from importlib import resources
 
     from modnet_matting.inference import load_model
 
-    predictor = load_model(None, device="cpu", backend="torch")
+    predictor = load_model(name, device="cpu", backend="torch")
     assert predictor.config.card["samples_seen"] > 0 and "validation" in predictor.config.card
     photo = resources.files("modnet_matting") / "assets" / "grace_hopper.jpg"
     alpha = predictor.predict(str(photo))

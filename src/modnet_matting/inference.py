@@ -495,8 +495,10 @@ def choose_backend(
     in order: OpenVINO int8 (if calibrated for these weights), OpenVINO bf16
     (CPUs with bf16), OpenVINO fp32, ONNX Runtime fp32, PyTorch fp32 (folded).
     A lossy candidate chosen by precision "auto" must first match the fp32
-    matte on a real photo within ``ACCURACY_BOUND`` (measured once per weights and
-    machine, then remembered in the cache). ``only`` keeps one backend's candidates.
+    matte within ``ACCURACY_BOUND``: by the mean over held-out photos recorded for
+    these weights (``_recorded_error``) where there is one, else on the bundled
+    photo (measured once per weights and machine, then remembered in the cache).
+    ``only`` keeps one backend's candidates.
     """
     if not isinstance(source, _Source):
         source = _Source(source, WeightsConfig())
@@ -521,10 +523,12 @@ def choose_backend(
             errors.append(f"{name} {prec}: {exc}")
             continue
         if precision == "auto" and prec in _LOSSY:
-            recorded = _recorded_error(backend)
-            if recorded is not None and recorded > ACCURACY_BOUND:
-                errors.append(f"{name} {prec}: calibration measured {recorded:.4f} > {ACCURACY_BOUND}")
-                continue
+            recorded = _recorded_error(backend, name, prec, source.config)
+            if recorded is not None:
+                if recorded > ACCURACY_BOUND:
+                    errors.append(f"{name} {prec}: held-out photos measured {recorded:.4f} > {ACCURACY_BOUND}")
+                    continue
+                return backend
             try:
                 error = _measured_error(source, backend, name, prec)
             except (RuntimeError, ValueError, OSError) as exc:  # e.g. the runtime cannot compile it here
@@ -537,14 +541,24 @@ def choose_backend(
     raise ValueError("no backend can run here: " + "; ".join(errors))
 
 
-def _recorded_error(backend: Backend) -> float | None:
-    """The held-out MAD an int8 IR carries from its calibration (``quantize``), if any."""
-    if not isinstance(backend, OpenVinoBackend) or not backend.quantized:
-        return None
-    from .quantize import read_ir_accuracy
+def _recorded_error(backend: Backend, name: str, precision: str, config: WeightsConfig) -> float | None:
+    """Mean matte error against fp32 over held-out real photos, where it was measured for these weights.
 
-    accuracy = read_ir_accuracy(backend.model)
-    return None if accuracy is None else accuracy.mad
+    An int8 IR carries the figure from its calibration (``quantize``); a weights
+    file may carry ``card["accuracy"]["<backend> <precision>"]["mad"]`` (written by
+    ``benchmarks/fast_accuracy.py --record``). That is the issue's criterion (MAD
+    over real photos), so it is preferred to the one-photo check.
+    """
+    if isinstance(backend, OpenVinoBackend) and backend.quantized:
+        from .quantize import read_ir_accuracy
+
+        accuracy = read_ir_accuracy(backend.model)
+        return None if accuracy is None else accuracy.mad
+    record = (config.card or {}).get("accuracy", {}).get(f"{name} {precision}")
+    try:
+        return float(record["mad"]) if record is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None  # a malformed record: fall back to measuring
 
 
 def _check_input(pre: Preprocess) -> np.ndarray:

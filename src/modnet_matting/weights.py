@@ -109,6 +109,12 @@ REGISTRY: dict[str, WeightsEntry] = {
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people.safetensors",
     ),
+    "modnet-people-video": WeightsEntry(
+        name="modnet-people-video",
+        description="modnet-people adapted with SOC to video frames (DAVIS people, carphone); see the model card.",
+        config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
+        package_file="modnet_people_video.safetensors",
+    ),
     "modnet-photographic": WeightsEntry(
         name="modnet-photographic",
         description="The authors' photographic portrait checkpoint (download on request).",

@@ -13,8 +13,6 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from .main import CLIError
 
 
@@ -81,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     done = adapter.run(args.max_minutes)
     card = {"soc": {"data": Path(args.data).name, "frames": len(frames), "epochs_done": adapter.epoch,
                     "lr": cfg.lr, "from": weights_path.name}}
-    save_weights(adapter.model.eval(), output, with_card(config, **card), dtype=torch.float32)
+    # fp16 like every weights file we ship; the full-precision state to resume from is in .soc.pt
+    save_weights(adapter.model.eval(), output, with_card(config, **card))
     if done:
         print(f"wrote {output} ({adapter.epoch} epochs)")
     else:

@@ -57,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         from ..weights import load_weights
 
-        model, _ = load_weights(args.weights)
+        model, config = load_weights(args.weights)
     else:
         from ..model import MODNet
 
         torch.manual_seed(0)
-        model = MODNet().eval()
+        model, config = MODNet().eval(), None
 
     def progress(timing) -> None:
         state = timing.error or f"{timing.median_ms:.2f} ms"
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_benchmark(
         model, _list(args.backends), _list(args.precision), sizes, batches, args.repeat, args.warmup, device,
-        args.threads, weights=args.weights or "random initialisation", progress=progress,
+        args.threads, weights=args.weights or "random initialisation", progress=progress, config=config,
     )
     print(format_report(report))
     if args.json:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..inference import Backend, TorchBackend, make_backend
+from ..weights import WeightsConfig
 
 SIZE_DIVISOR = 32
 
@@ -92,11 +93,16 @@ class Timing:
     images_per_s: float | None = None
     timer: str = ""
     error: str | None = None
+    runs_as: str = ""  # what "auto" resolved to, e.g. "openvino bf16"
 
 
-def build_backend(name: str, model: nn.Module, device: str, precision: str, threads: int | None = None) -> Backend:
-    """The named backend, built exactly as the predictor builds it (``inference.make_backend``)."""
-    return make_backend(model, name, device, precision, threads=threads)
+def build_backend(name: str, model: nn.Module, device: str, precision: str, threads: int | None = None,
+                  config: WeightsConfig | None = None) -> Backend:
+    """The named backend, built exactly as the predictor builds it (``inference.make_backend``).
+
+    ``config`` is the weights' own: "auto" reads the accuracy recorded in its card.
+    """
+    return make_backend(model, name, device, precision, threads=threads, config=config)
 
 
 def _timed_call(backend: Backend, batch: np.ndarray) -> tuple[Callable[[], float], str]:
@@ -169,6 +175,7 @@ def run_benchmark(
     threads: int | None = None,
     weights: str = "random initialisation",
     progress: Callable[[Timing], None] | None = None,
+    config: WeightsConfig | None = None,
 ) -> dict[str, Any]:
     """Every combination of backend x precision x size x batch; a failing one records its error."""
     if threads:
@@ -186,13 +193,15 @@ def run_benchmark(
     for name in backends:
         for precision in precisions:
             try:
-                backend = build_backend(name, model, device, precision, threads)
+                backend = build_backend(name, model, device, precision, threads, config)
             except Exception as exc:  # a backend/precision this machine lacks: record and go on
                 backend, build_error = None, f"{type(exc).__name__}: {exc}"
             for height, width in sizes:
                 h, w = network_shape(height, width)
                 for batch in batches:
                     timing = Timing(name, precision, batch, f"{height}x{width}", h, w)
+                    if backend is not None:
+                        timing.runs_as = f"{backend.name} {getattr(backend, 'precision', '')}".strip()
                     if backend is None:
                         timing.error = build_error
                     else:
@@ -225,15 +234,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"# model: {model['parameters']:,} parameters; MACs {macs}; weights: {model['weights']}",
         f"# latency: {settings['statistic']} of {settings['repeat']} calls after {settings['warmup']} warm-up calls",
     ]
-    headers = ["backend", "precision", "size", "batch", "median ms", "min ms", "img/s", "timer"]
+    headers = ["backend", "precision", "runs as", "size", "batch", "median ms", "min ms", "img/s", "timer"]
     rows = []
     for r in report["results"]:
         size = f"{r['height']}x{r['width']}"
+        head = [r["backend"], r["precision"], r.get("runs_as") or "-", size, str(r["batch"])]
         if r["error"]:
-            rows.append([r["backend"], r["precision"], size, str(r["batch"]), "-", "-", "-", r["error"][:60]])
+            rows.append([*head, "-", "-", "-", r["error"][:60]])
         else:
-            rows.append([r["backend"], r["precision"], size, str(r["batch"]), f"{r['median_ms']:.2f}",
-                         f"{r['min_ms']:.2f}", f"{r['images_per_s']:.1f}", r["timer"]])
+            rows.append([*head, f"{r['median_ms']:.2f}", f"{r['min_ms']:.2f}", f"{r['images_per_s']:.1f}",
+                         r["timer"]])
     widths = [max(len(row[i]) for row in [headers] + rows) for i in range(len(headers))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
