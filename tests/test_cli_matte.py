@@ -182,3 +182,15 @@ def test_weights_fetch_verifies_the_checksum(tmp_path: Path, small_weights: Path
     assert main(["weights", "fetch", "modnet-photographic", "--sha256", digest]) == 0
     fetched = Path(capsys.readouterr().out.strip())
     assert fetched.read_bytes() == small_weights.read_bytes()
+
+
+@pytest.mark.parametrize("argv", [["matte", "p.jpg"], ["video", "clip.mp4"], ["webcam"], ["serve"]])
+def test_every_model_command_defaults_to_the_auto_path(argv: list[str]) -> None:
+    """matte, video, webcam and serve share one set of model options with the same defaults."""
+    from modnet_matting import inference
+    from modnet_matting.cli import options
+    from modnet_matting.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.backend, args.precision, args.device, args.weights) == ("auto", "auto", "auto", None)
+    assert options.PRECISIONS == inference.PRECISIONS and options.BACKENDS == inference.BACKENDS

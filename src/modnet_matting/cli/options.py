@@ -15,6 +15,8 @@ from .main import CLIError
 if TYPE_CHECKING:
     from ..inference import Predictor
 
+# The same lists as ``inference.PRECISIONS`` / ``BACKENDS`` (a test keeps them equal); not imported
+# from there because that module imports torch, which would make every ``--help`` slow.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "compile", "onnx", "openvino")
 
