@@ -190,15 +190,20 @@ def test_gpu_steps(tmp_path: Path, precision: str) -> None:
     assert state["step"] == 3 and (precision == "bf16" or state["scaler"])
 
 
-def test_train_command_on_a_mask_folder(tmp_path: Path, capsys) -> None:
+def mask_folder_run(tmp_path: Path, name: str, workers: int) -> list[str]:
+    """Four generated photos with binary masks in ``data/people``; the `modnet train` overrides for them."""
     rng = np.random.default_rng(0)
     for i in range(4):
         image, alpha, _ = synthetic_portrait(96, 80, rng)
         save_image(tmp_path / "data" / "people" / "images" / f"p{i}.jpg", image)
         save_image(tmp_path / "data" / "people" / "masks" / f"p{i}.png", np.where(alpha > 127, 255, 0).astype("uint8"))
-    overrides = [f"data_root={tmp_path / 'data'}", "sets=[people]", "backgrounds=[]", f"cache_dir={tmp_path / 'c'}",
-                 f"runs_dir={tmp_path / 'runs'}", "name=cli", "cache_short_side=64", "label_method=guided",
-                 "crop=64", "batch_size=2", "data_workers=0", "bf16=false", "val_every=0", "log_every=1"]
+    return [f"data_root={tmp_path / 'data'}", "sets=[people]", "backgrounds=[]", f"cache_dir={tmp_path / 'c'}",
+            f"runs_dir={tmp_path / 'runs'}", f"name={name}", "cache_short_side=64", "label_method=guided",
+            "crop=64", "batch_size=2", f"data_workers={workers}", "bf16=false", "val_every=0", "log_every=1"]
+
+
+def test_train_command_on_a_mask_folder(tmp_path: Path, capsys) -> None:
+    overrides = mask_folder_run(tmp_path, "cli", workers=0)
     assert main(["train", *overrides, "--max-steps", "1"]) == 0
     assert "train samples" in capsys.readouterr().out
     state = torch.load(tmp_path / "runs" / "cli" / "last.pt", weights_only=True)
@@ -235,15 +240,7 @@ def test_ctrl_c_to_the_process_group_saves_a_checkpoint(tmp_path: Path) -> None:
     import sys
     import time
 
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        image, alpha, _ = synthetic_portrait(96, 80, rng)
-        save_image(tmp_path / "data" / "people" / "images" / f"p{i}.jpg", image)
-        save_image(tmp_path / "data" / "people" / "masks" / f"p{i}.png", np.where(alpha > 127, 255, 0).astype("uint8"))
-    overrides = [f"data_root={tmp_path / 'data'}", "sets=[people]", "backgrounds=[]", f"cache_dir={tmp_path / 'c'}",
-                 f"runs_dir={tmp_path / 'runs'}", "name=sig", "cache_short_side=64", "label_method=guided",
-                 "crop=64", "batch_size=2", "data_workers=1", "bf16=false", "val_every=0", "log_every=1",
-                 "total_steps=100000", "progress=false"]
+    overrides = [*mask_folder_run(tmp_path, "sig", workers=1), "total_steps=100000", "progress=false"]
     process = subprocess.Popen([sys.executable, "-m", "modnet_matting.cli.main", "train", *overrides],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     log = tmp_path / "runs" / "sig" / "train_log.csv"
