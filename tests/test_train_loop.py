@@ -123,6 +123,16 @@ def test_schedules() -> None:
     assert [lr_factor(step, s) for s in (0, 99, 100, 250)] == pytest.approx([1, 1, 0.1, 0.01])
 
 
+def test_warm_restart_anneals_the_first_cycle_then_starts_a_lower_one() -> None:
+    cfg = TrainConfig(warmup_steps=10, total_steps=210, restart_step=110, restart_peak=0.5)
+    assert lr_factor(cfg, 60) == pytest.approx(0.02 + 0.98 * 0.5)  # first cycle untouched
+    assert lr_factor(cfg, 110) > lr_factor(cfg, 109) == pytest.approx(0.02, abs=1e-3)
+    assert lr_factor(cfg, 119) == pytest.approx(0.5) and lr_factor(cfg, 210) == pytest.approx(0.02)
+    assert lr_factor(cfg, 165) == pytest.approx(0.02 + 0.48 * 0.5)
+    with pytest.raises(ValueError, match="restart_step"):
+        TrainConfig(total_steps=100, restart_step=200).check()
+
+
 def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:
     (tmp_path / "a.yaml").write_text("name: a\nlr: 0.01\nsets: [x, y]\n")
     (tmp_path / "b.toml").write_text('name = "b"\nbatch_size = 2\n')

@@ -43,6 +43,10 @@ class TrainConfig:
     warmup_steps: int = 300
     total_steps: int = 20000
     step_every: int = 5000
+    # warm restart (cosine only): from restart_step a new cosine cycle rises over warmup_steps
+    # to restart_peak x lr and anneals to total_steps; 0 = a single cycle from step 0
+    restart_step: int = 0
+    restart_peak: float = 0.5
     grad_clip: float = 0.0
     ema_decay: float = 0.999
     loss_semantic: float = 10.0
@@ -88,6 +92,8 @@ class TrainConfig:
                 raise ValueError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
         if self.batch_size < 1 or self.crop < 32 or self.crop % 32:
             raise ValueError("batch_size must be >= 1 and crop a multiple of 32")
+        if self.restart_step and not self.warmup_steps < self.restart_step < self.total_steps:
+            raise ValueError("restart_step must lie between warmup_steps and total_steps")
 
 
 def _parse_value(text: str) -> Any:

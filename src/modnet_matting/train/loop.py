@@ -44,12 +44,26 @@ from .losses import LossWeights, modnet_losses
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine, step (x0.1) or constant."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+    """Learning-rate multiplier: linear warm-up, then cosine, step (x0.1) or constant.
+
+    With ``restart_step`` the cosine restarts there (a warm restart): raising
+    ``total_steps`` of an annealed run would otherwise jump the rate back to the middle
+    of the old curve; a fresh, lower cycle continues training from the annealed weights.
+    """
+    start, end, peak = 0, cfg.total_steps, 1.0
+    if cfg.schedule == "cosine" and cfg.restart_step:
+        if step >= cfg.restart_step:
+            start, peak = cfg.restart_step, cfg.restart_peak
+        else:
+            end = cfg.restart_step
+    local = step - start
+    if local < cfg.warmup_steps:
+        floor = 0.0 if start == 0 else 0.02
+        return floor + (peak - floor) * (local + 1) / cfg.warmup_steps
     if cfg.schedule == "cosine":
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+        span = max(1, end - start - cfg.warmup_steps)
+        progress = min(1.0, (local - cfg.warmup_steps) / span)
+        return 0.02 + (peak - 0.02) * 0.5 * (1 + math.cos(math.pi * progress))
     if cfg.schedule == "step":
         return 0.1 ** (step // cfg.step_every)
     return 1.0
