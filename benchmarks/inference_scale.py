@@ -1,0 +1,103 @@
+"""Which inference scale suits a weights file: held-out IoU and MAD per short-side size.
+
+    python benchmarks/inference_scale.py --weights FILE [--sizes 256,288,320,352,384,448,512]
+        [--heldout runs/benchmarks/heldout] [--json benchmarks/results/inference_scale.json]
+
+A network trained on small crops sees people at one apparent size; run at a
+different scale its semantic branch meets them bigger or smaller than it learnt
+(the weights issue measured 88.4 vs 82.7 mIoU for one probe at its training scale
+vs 512). This sweeps the short-side size stored in the weights' preprocessing
+(mode "short_side") over the held-out portrait sets that ``run_benchmarks.py``
+links (``images/`` + ``masks/`` per set), with eager fp32 PyTorch by default so that
+only the scale changes (``--backend openvino --precision bf16`` is 4x faster and
+moves IoU by about 0.001). Prints a table and writes JSON; the winner is a candidate
+for the ``infer_reference`` of the training config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modnet_matting.evaluate.metrics import iou, mad
+from modnet_matting.evaluate.runner import read_matte
+from modnet_matting.inference import Predictor, _cpu_name, make_backend
+from modnet_matting.io import IMAGE_SUFFIXES, atomic_write, read_image
+from modnet_matting.weights import load_weights
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default="modnet-people", help="registry name or checkpoint file")
+    parser.add_argument("--sizes", default="256,288,320,352,384,448,512", help="short-side sizes to try")
+    parser.add_argument("--heldout", type=Path, default=Path("runs/benchmarks/heldout"),
+                        help="folder of <set>/images + <set>/masks (run_benchmarks.py makes it)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", default="torch", help="torch (fp32 eager, the reference) or openvino")
+    parser.add_argument("--precision", default="fp32", help="fp32, or bf16 for a faster sweep")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference_scale.json"))
+    return parser.parse_args(argv)
+
+
+def pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(photo, mask) pairs of one set, matched by stem."""
+    masks = {p.stem: p for p in (folder / "masks").iterdir()}
+    return [(p, masks[p.stem]) for p in sorted((folder / "images").iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+
+
+def score(predictor: Predictor, items: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Mean IoU (alpha > 0.5 against the mask) and MAD over one set."""
+    ious, mads = [], []
+    for rgb, mask in items:
+        alpha = predictor.predict_rgb([rgb])[0]
+        ious.append(iou(alpha, mask))
+        mads.append(mad(alpha, mask))
+    return {"iou": float(np.mean(ious)), "mad": float(np.mean(mads)), "images": len(items)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.heldout.is_dir():
+        print(f"error: {args.heldout} not found; run benchmarks/run_benchmarks.py first", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    model, config = load_weights(args.weights)
+    backend = make_backend(model, args.backend, "cpu", args.precision, args.threads, config)
+    sets = {folder.name: [(read_image(p), read_matte(m)) for p, m in pairs(folder)]
+            for folder in sorted(args.heldout.iterdir()) if (folder / "images").is_dir()}
+    results: dict[int, dict[str, dict[str, float]]] = {}
+    for size in sizes:
+        pre = dataclasses.replace(config.preprocess, reference_size=size, resize_mode="short_side")
+        predictor = Predictor(backend, dataclasses.replace(config, preprocess=pre))
+        start = time.perf_counter()
+        results[size] = {name: score(predictor, items) for name, items in sets.items()}
+        print(f"{size}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+    names = list(sets)
+    print("| short side | " + " | ".join(f"IoU {n}" for n in names) + " | IoU mean | MAD mean |")
+    print("|---" * (len(names) + 3) + "|")
+    for size, per_set in results.items():
+        mean_iou = float(np.mean([per_set[n]["iou"] for n in names]))
+        mean_mad = float(np.mean([per_set[n]["mad"] for n in names]))
+        per_set["mean"] = {"iou": mean_iou, "mad": mean_mad}
+        cells = " | ".join(f"{per_set[n]['iou']:.4f}" for n in names)
+        marker = " (stored)" if size == config.preprocess.reference_size else ""
+        print(f"| {size}{marker} | {cells} | {mean_iou:.4f} | {mean_mad:.4f} |")
+    report = {"backend": f"{args.backend} {args.precision}",
+              "weights": str(args.weights), "machine": _cpu_name(), "date": time.strftime("%Y-%m-%d"),
+              "stored_size": config.preprocess.reference_size, "results": results}
+    atomic_write(args.json, json.dumps(report, indent=2).encode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
