@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from .main import CLIError
 from .options import add_model_options, load_predictor
 
+#: x264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
 if TYPE_CHECKING:
     from ..inference import Predictor
 
@@ -39,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--codec", help="video encoder for alpha/composite outputs (e.g. libx264, ffv1, libvpx-vp9)")
     parser.add_argument("--crf", type=int, help="quality for x264/VP9 (lower is better; default 18 / 30)")
+    parser.add_argument("--preset", choices=X264_PRESETS,
+                        help="x264 speed preset for .mp4/.mkv/.mov outputs (default veryfast; slower presets "
+                        "make smaller files but take CPU from the network)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -110,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--ofd-threshold must be between 0 and 1")
     specs = [OutputSpec(k, p) for k, p in output_paths(source, args.output, args.out, args.cutout_format)]
     _check_not_inputs([s.path for s in specs], [source, *check_background(args.background)])
-    codec_options = {"crf": str(args.crf)} if args.crf is not None else None
+    codec_options = {"crf": str(args.crf)} if args.crf is not None else {}
+    if args.preset:
+        codec_options["preset"] = args.preset  # other encoders ignore it
     predictor = _predictor(args)
     try:
         result = process_video(

