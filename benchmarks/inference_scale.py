@@ -30,7 +30,7 @@ from modnet_matting.evaluate.metrics import iou, mad
 from modnet_matting.evaluate.runner import read_matte
 from modnet_matting.inference import Predictor, _cpu_name, make_backend
 from modnet_matting.io import IMAGE_SUFFIXES, atomic_write, read_image
-from modnet_matting.weights import load_weights
+from modnet_matting.weights import WeightsConfig, load_weights, save_weights
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backend", default="torch", help="torch (fp32 eager, the reference) or openvino")
     parser.add_argument("--precision", default="fp32", help="fp32, or bf16 for a faster sweep")
+    parser.add_argument("--apply", type=Path, help="write a copy of the weights whose preprocessing uses the size "
+                        "with the best mean IoU, with the sweep recorded in their card")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference_scale.json"))
     return parser.parse_args(argv)
 
@@ -96,7 +98,23 @@ def main(argv: list[str] | None = None) -> int:
               "weights": str(args.weights), "machine": _cpu_name(), "date": time.strftime("%Y-%m-%d"),
               "stored_size": config.preprocess.reference_size, "results": results}
     atomic_write(args.json, json.dumps(report, indent=2).encode())
+    if args.apply:
+        apply_best(model, config, results, report, args.apply)
     return 0
+
+
+def apply_best(model: torch.nn.Module, config: WeightsConfig, results: dict[int, dict[str, dict[str, float]]],
+               report: dict, out: Path) -> None:
+    """Save the weights again (same values) with the best-IoU size as their inference scale."""
+    best = max(results, key=lambda size: results[size]["mean"]["iou"])
+    sweep = {str(size): {k: round(v, 4) for k, v in per_set["mean"].items()} for size, per_set in results.items()}
+    card = {**config.card, "inference_scale": {
+        "chosen": best, "was": config.preprocess.reference_size, "sweep_mean_over_sets": sweep,
+        "photos": "held-out portrait photos (runs/benchmarks/heldout)", "backend": report["backend"],
+        "measured": report["date"], "cpu": report["machine"]}}
+    pre = dataclasses.replace(config.preprocess, reference_size=best, resize_mode="short_side")
+    save_weights(model, out, dataclasses.replace(config, preprocess=pre, card=card))
+    print(f"wrote {out}: short side {best} (was {config.preprocess.reference_size})", file=sys.stderr)
 
 
 if __name__ == "__main__":
