@@ -241,6 +241,7 @@ def test_auto_trusts_the_held_out_accuracy_recorded_with_the_weights(net: MODNet
 
 def test_auto_falls_back_without_openvino(net: MODNet, batch: np.ndarray, reference: np.ndarray,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: False)
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
     assert not openvino_available()
     backend = make_backend(net, "auto", "cpu", "auto")
@@ -252,6 +253,22 @@ def test_auto_falls_back_without_openvino(net: MODNet, batch: np.ndarray, refere
     assert _diff(backend.run(batch), reference)[1] <= FP32_MAX
     with pytest.raises(ValueError, match="pip install"):
         make_backend(net, "openvino", "cpu", "fp32")
+
+
+def test_auto_uses_torch_bf16_only_where_the_cpu_has_it(net: MODNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OpenVINO, bf16 autocast is the fast path (ahead of ONNX Runtime), if the CPU computes bf16 natively."""
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    within = WeightsConfig(card={"accuracy": {"torch bf16": {"mad": 0.001, "photos": 40}}})
+    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: True)
+    backend = make_backend(net, "auto", "cpu", "auto", config=within)
+    assert isinstance(backend, TorchBackend) and backend.precision == "bf16"
+    over = WeightsConfig(card={"accuracy": {"torch bf16": {"mad": 0.01, "photos": 40}}})
+    assert isinstance(make_backend(net, "auto", "cpu", "auto", config=over), OnnxBackend)
+    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: False)  # emulated bf16 would be slower
+    assert isinstance(make_backend(net, "auto", "cpu", "auto", config=within), OnnxBackend)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert make_backend(net, "auto", "cpu", "auto", config=within).precision == "fp32"
+    assert make_backend(net, "torch", "cpu", "bf16").precision == "bf16"  # asked for explicitly: kept
 
 
 def test_auto_explains_when_nothing_fits(net: MODNet) -> None:
