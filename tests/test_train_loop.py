@@ -242,6 +242,28 @@ def test_missing_init_weights_starts_from_scratch(tmp_path) -> None:
     assert any("starting from scratch" in line for line in logs)
 
 
+def test_without_runs_the_schedule_continues_from_the_exported_weights(tmp_path: Path) -> None:
+    """Committed weights of the same run carry its position, so a fresh machine does not restart the warm-up."""
+    import shutil
+
+    from modnet_matting.weights import save_weights
+
+    trainer = trainer_with_data(tiny_config(tmp_path))
+    trainer.run(max_steps=6)
+    exported = save_weights(trainer.ema, tmp_path / "w.safetensors", trainer.weights_config({"iou": 0.5}))
+    shutil.rmtree(tmp_path / "runs")  # a fresh machine: only the committed weights are left
+
+    fresh = trainer_with_data(tiny_config(tmp_path, init_weights=str(exported)))
+    assert fresh.load_checkpoint() is False
+    assert (fresh.step, fresh.best) == (6, 0.5)
+    assert lr_factor(fresh.cfg, fresh.step) < 1.0  # past the warm-up, not back at its start
+    key = "f_branch.conv_f.1.layers.0.weight"
+    assert torch.allclose(fresh.ema.state_dict()[key], trainer.ema.state_dict()[key], atol=1e-3)
+    other = trainer_with_data(tiny_config(tmp_path, name="someone-else", init_weights=str(exported)))
+    other.load_checkpoint()
+    assert other.step == 0  # another run's weights are a starting point, not a position
+
+
 def test_ctrl_c_to_the_process_group_saves_a_checkpoint(tmp_path: Path) -> None:
     """Ctrl-C or `pkill` signals data workers too; the run must still save and exit cleanly."""
     import os

@@ -234,7 +234,7 @@ class Trainer:
             return True
         if self.cfg.init_weights:
             try:
-                model, _ = load_weights(self.cfg.init_weights)
+                model, config = load_weights(self.cfg.init_weights)
             except WeightsNotFoundError as exc:
                 # A fresh machine without runs/ continues from the bundled default weights; the
                 # very first run has none yet and starts from scratch.
@@ -243,17 +243,39 @@ class Trainer:
             self._bare(self.model).load_state_dict(model.state_dict())
             self.ema.load_state_dict(model.state_dict())
             self.log(f"initialised from {self.cfg.init_weights}")
+            self._continue_schedule(config.card)
         if self.cfg.backbone_weights:
             count = load_backbone(self._bare(self.model).backbone, self.cfg.backbone_weights)
             self.ema.backbone.load_state_dict(self._bare(self.model).backbone.state_dict())
             self.log(f"backbone: {count} tensors from {self.cfg.backbone_weights}")
         return False
 
+    def _continue_schedule(self, card: dict[str, Any]) -> None:
+        """Weights exported by this same run carry its position: continue the schedule there.
+
+        Without it a fresh machine (``runs/`` gone) would restart the warm-up and the
+        full learning rate on already trained weights. The optimiser's moments are not in
+        a weights file, so they start afresh; the sample stream resumes at the position.
+        """
+        if card.get("source") != self._source():
+            return
+        try:
+            step = int(card["samples_seen"]) // (self.cfg.batch_size * self.world)
+            best = float(card["validation"]["iou"])
+            elapsed = float(card.get("cpu_hours", 0.0)) * 3600
+        except (KeyError, TypeError, ValueError):
+            return
+        self.step, self.best, self.elapsed = step, best, elapsed
+        self.log(f"continuing the schedule at step {step} (from the weights' card; optimiser state starts afresh)")
+
+    def _source(self) -> str:
+        return "modnet-matting training run " + self.cfg.name
+
     def weights_config(self, metrics: dict[str, Any]) -> WeightsConfig:
         cfg = self.cfg
         pre = Preprocess(reference_size=cfg.infer_reference, resize_mode=cfg.infer_mode)
         card = {
-            "source": "modnet-matting training run " + cfg.name,
+            "source": self._source(),
             "data": ", ".join(cfg.sets) + " (research-use photos; see docs/model_card.md)",
             "licence": "weights trained on research-use data: non-commercial research use",
             "samples_seen": self.step * cfg.batch_size * self.world,
