@@ -78,6 +78,16 @@ def test_loss_falls_by_a_factor_of_1_8_in_sixteen_steps(tmp_path: Path, monkeypa
     assert board.scalars["train/total"] == [4, 8, 12, 16] and board.scalars["val/iou"] == [16]
 
 
+def test_the_end_of_the_schedule_is_validated(tmp_path: Path) -> None:
+    """A schedule that does not end on a multiple of val_every still judges (and exports) its last step."""
+    cfg = tiny_config(tmp_path, val_every=4, total_steps=6)
+    trainer = trainer_with_data(cfg)
+    trainer.run()
+    assert [r["step"] for r in read_csv(cfg.run_dir / "val_log.csv")] == ["4", "6"]
+    trainer.run()  # already finished: nothing trains, nothing is validated again
+    assert len(read_csv(cfg.run_dir / "val_log.csv")) == 2
+
+
 def assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
