@@ -226,12 +226,10 @@ def cpu_bf16_native() -> bool:
     Only there does bf16 autocast in PyTorch pay off (1.8x over fp32 on the project's
     CPU); elsewhere oneDNN emulates it, so ``auto`` does not try it.
     """
-    if openvino_bf16_supported():
-        return True
     try:
         flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    except OSError:  # not Linux: ask OpenVINO, which knows the CPU's capabilities
+        return openvino_bf16_supported()
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
@@ -534,7 +532,7 @@ def choose_backend(
     if not candidates:
         raise ValueError(f"the {only} backend does not run {precision} on a CPU")
     errors = []
-    if precision == "auto" and not cpu_bf16_native():
+    if precision == "auto" and ("torch", "bf16") in candidates and not cpu_bf16_native():
         candidates = [c for c in candidates if c != ("torch", "bf16")]
     for name, prec in candidates:
         name = "compile" if only == "compile" else name

@@ -449,7 +449,7 @@ class Trainer:
                 self._stop = any_rank(self._stop or out_of_time, self.device)
             if out_of_time:
                 break
-        finished = self.step >= cfg.total_steps and last_stats
+        finished = bool(last_stats) and self.step >= cfg.total_steps  # this call trained to the end
         if finished and cfg.val_every and self.step % cfg.val_every and self.rank == 0:
             self._validate_and_export()  # the annealed end of the schedule is the model to judge
         self.save_checkpoint()
