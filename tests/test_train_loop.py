@@ -134,13 +134,20 @@ def test_schedules() -> None:
 
 
 def test_warm_restart_anneals_the_first_cycle_then_starts_a_lower_one() -> None:
-    cfg = TrainConfig(warmup_steps=10, total_steps=210, restart_step=110, restart_peak=0.5)
+    cfg = TrainConfig(warmup_steps=10, total_steps=310, restart_steps=[110, 210], restart_peak=0.5)
     assert lr_factor(cfg, 60) == pytest.approx(0.02 + 0.98 * 0.5)  # first cycle untouched
     assert lr_factor(cfg, 110) > lr_factor(cfg, 109) == pytest.approx(0.02, abs=1e-3)
-    assert lr_factor(cfg, 119) == pytest.approx(0.5) and lr_factor(cfg, 210) == pytest.approx(0.02)
+    assert lr_factor(cfg, 119) == pytest.approx(0.5) and lr_factor(cfg, 209) == pytest.approx(0.02, abs=1e-3)
     assert lr_factor(cfg, 165) == pytest.approx(0.02 + 0.48 * 0.5)
-    with pytest.raises(ValueError, match="restart_step"):
-        TrainConfig(total_steps=100, restart_step=200).check()
+    # the third cycle repeats the second's shape, ending at total_steps
+    assert lr_factor(cfg, 265) == pytest.approx(lr_factor(cfg, 165)) and lr_factor(cfg, 310) == pytest.approx(0.02)
+    parsed = load_config(None, ["warmup_steps=10", "total_steps=310", "restart_steps=[110, 210]"])
+    assert parsed.restart_steps == [110, 210] and lr_factor(parsed, 265) == pytest.approx(lr_factor(cfg, 265))
+    with pytest.raises(ValueError, match="restart_steps"):
+        load_config(None, ["restart_steps=[later]"])
+    for bad in ([200], [150, 120], [50, 55]):
+        with pytest.raises(ValueError, match="restart_steps"):
+            TrainConfig(warmup_steps=10, total_steps=100 if bad == [200] else 300, restart_steps=bad).check()
 
 
 def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:

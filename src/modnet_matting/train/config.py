@@ -43,9 +43,10 @@ class TrainConfig:
     warmup_steps: int = 300
     total_steps: int = 20000
     step_every: int = 5000
-    # warm restart (cosine only): from restart_step a new cosine cycle rises over warmup_steps
-    # to restart_peak x lr and anneals to total_steps; 0 = a single cycle from step 0
-    restart_step: int = 0
+    # warm restarts (cosine only): at each of restart_steps a new cosine cycle rises over
+    # warmup_steps to restart_peak x lr and anneals by the next restart (the last by
+    # total_steps); empty = a single cycle from step 0
+    restart_steps: list[int] = field(default_factory=list)
     restart_peak: float = 0.5
     grad_clip: float = 0.0
     ema_decay: float = 0.999
@@ -92,8 +93,12 @@ class TrainConfig:
                 raise ValueError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
         if self.batch_size < 1 or self.crop < 32 or self.crop % 32:
             raise ValueError("batch_size must be >= 1 and crop a multiple of 32")
-        if self.restart_step and not self.warmup_steps < self.restart_step < self.total_steps:
-            raise ValueError("restart_step must lie between warmup_steps and total_steps")
+        bounds = [0, *self.restart_steps, self.total_steps]
+        if any(end - start <= self.warmup_steps for start, end in zip(bounds, bounds[1:])):
+            raise ValueError("restart_steps must rise, each cycle longer than warmup_steps, and end before total_steps")
+
+
+_INT_LISTS = {"restart_steps"}  # list options of step numbers; the other lists hold names
 
 
 def _parse_value(text: str) -> Any:
@@ -121,10 +126,13 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, str):
         return value if isinstance(value, str) else str(value)
     elif isinstance(default, list):
-        if isinstance(value, list):
-            return [str(v) for v in value]
-        if isinstance(value, str):
-            return [value]
+        item = int if key in _INT_LISTS else str
+        if not isinstance(value, list):
+            value = [value]
+        try:
+            return [item(v) for v in value]
+        except ValueError:
+            pass
     else:
         return value
     raise ValueError(f"{key}={value!r} should be a {type(default).__name__}")

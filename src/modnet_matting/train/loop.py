@@ -46,16 +46,17 @@ from .losses import LossWeights, modnet_losses
 def lr_factor(cfg: TrainConfig, step: int) -> float:
     """Learning-rate multiplier: linear warm-up, then cosine, step (x0.1) or constant.
 
-    With ``restart_step`` the cosine restarts there (a warm restart): raising
+    At each of ``restart_steps`` the cosine restarts (a warm restart): raising
     ``total_steps`` of an annealed run would otherwise jump the rate back to the middle
     of the old curve; a fresh, lower cycle continues training from the annealed weights.
+    Listing every restart keeps a run of several sessions reproducible from one config.
     """
     start, end, peak = 0, cfg.total_steps, 1.0
-    if cfg.schedule == "cosine" and cfg.restart_step:
-        if step >= cfg.restart_step:
-            start, peak = cfg.restart_step, cfg.restart_peak
-        else:
-            end = cfg.restart_step
+    if cfg.schedule == "cosine" and cfg.restart_steps:
+        bounds = [0, *cfg.restart_steps, cfg.total_steps]
+        cycle = max(i for i, b in enumerate(bounds[:-1]) if b <= step)
+        start, end = bounds[cycle], bounds[cycle + 1]
+        peak = 1.0 if cycle == 0 else cfg.restart_peak
     local = step - start
     if local < cfg.warmup_steps:
         floor = 0.0 if start == 0 else 0.02
