@@ -36,10 +36,10 @@ from modnet_matting.io import atomic_write
 from modnet_matting.model import MatteOnly
 from modnet_matting.model.fuse import fuse_modnet
 from modnet_matting.quantize import (
-    _float_layers,
     compare_mattes,
     find_images,
     network_inputs,
+    quantize_openvino,
     save_ir,
     split_images,
 )
@@ -101,16 +101,7 @@ class Judge:
 
 
 def post_training(onnx_path: Path, inputs: list, names: list[str], judge: Judge) -> list[dict]:
-    import nncf
-    import openvino as ov
-
-    rows = []
-    for name in names:
-        model = ov.Core().read_model(str(onnx_path))
-        settings = {"preset": nncf.QuantizationPreset.MIXED, "subset_size": len(inputs),
-                    "ignored_scope": nncf.IgnoredScope(names=_float_layers(model)), **_variant_settings(name)}
-        rows.append(judge(nncf.quantize(model, nncf.Dataset(list(inputs)), **settings), f"ptq {name}"))
-    return rows
+    return [judge(quantize_openvino(onnx_path, inputs, **_variant_settings(name)), f"ptq {name}") for name in names]
 
 
 def fine_tune(model: torch.nn.Module, config, calibration: list, train_paths: list[Path], args: argparse.Namespace,  # noqa: ANN001

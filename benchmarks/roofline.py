@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modnet_matting.evaluate.speed import count_macs, machine_info, network_shape, parse_size
+from modnet_matting.evaluate.speed import count_macs, machine_info, network_shape, parse_size, run_benchmark
 from modnet_matting.io import atomic_write
 from modnet_matting.model import MODNet
 
@@ -118,11 +118,10 @@ def torch_gemm_rate(dtype: torch.dtype, repeat: int, n: int = 2048) -> float:
     return n**3 / median_seconds(lambda: a @ b, repeat) / 1e9
 
 
-def measured_network_ms(sizes: list[tuple[int, int]], threads: int, repeat: int) -> dict[str, dict[str, float]]:
+def measured_network_ms(model: MODNet, sizes: list[tuple[int, int]], threads: int,
+                        repeat: int) -> dict[str, dict[str, float]]:
     """Median ms of the whole network in OpenVINO fp32 and bf16 (BatchNorm-folded, as ``auto`` runs it)."""
-    from modnet_matting.evaluate.speed import run_benchmark
-
-    report = run_benchmark(MODNet().eval(), backends=("openvino",), precisions=("fp32", "bf16"), sizes=sizes,
+    report = run_benchmark(model, backends=("openvino",), precisions=("fp32", "bf16"), sizes=sizes,
                            repeat=repeat, threads=threads)
     out: dict[str, dict[str, float]] = {}
     for row in report["results"]:
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = {p: max([rates[name][p] for name in rates] + [torch_rates.get(p, 0.0)]) for p in OV_PRECISIONS}
 
     model = MODNet().eval()
-    measured = measured_network_ms(sizes, args.threads, args.repeat) if args.measure else {}
+    measured = measured_network_ms(model, sizes, args.threads, args.repeat) if args.measure else {}
     rows = []
     print("\n| size | GMACs | target ms | needs GMAC/s | " +
           " | ".join(f"{p} bound ms (peak {peak[p]:.0f})" for p in OV_PRECISIONS) +

@@ -110,12 +110,14 @@ def _float_layers(ov_model) -> list[str]:  # noqa: ANN001 - openvino.Model
 
 
 def quantize_openvino(onnx_path: str | os.PathLike[str], calibration: Sequence[np.ndarray],
-                      preset: str = "mixed", fast_bias_correction: bool = True):  # noqa: ANN201 - openvino.Model
+                      preset: str = "mixed", fast_bias_correction: bool = True,
+                      **nncf_options: object):  # noqa: ANN201 - openvino.Model
     """int8 OpenVINO model from an fp32 ONNX graph, ranges from the calibration inputs.
 
     "mixed" quantises weights symmetrically and activations asymmetrically: most
     activations here follow a ReLU and are never negative, so a symmetric grid
-    would waste half its levels.
+    would waste half its levels. ``nncf_options`` go to ``nncf.quantize`` as they are
+    (``target_device``, ``advanced_parameters``: what ``benchmarks/int8_variants.py`` tries).
     """
     import nncf
     import openvino as ov
@@ -131,6 +133,7 @@ def quantize_openvino(onnx_path: str | os.PathLike[str], calibration: Sequence[n
         subset_size=len(calibration),
         fast_bias_correction=fast_bias_correction,
         ignored_scope=nncf.IgnoredScope(names=_float_layers(model)),
+        **nncf_options,
     )
 
 

@@ -94,11 +94,11 @@ class TrainConfig:
         if self.batch_size < 1 or self.crop < 32 or self.crop % 32:
             raise ValueError("batch_size must be >= 1 and crop a multiple of 32")
         bounds = [0, *self.restart_steps, self.total_steps]
-        if any(end - start <= self.warmup_steps for start, end in zip(bounds, bounds[1:])):
+        if self.restart_steps and any(end - start <= self.warmup_steps for start, end in zip(bounds, bounds[1:])):
             raise ValueError("restart_steps must rise, each cycle longer than warmup_steps, and end before total_steps")
 
 
-_INT_LISTS = {"restart_steps"}  # list options of step numbers; the other lists hold names
+_INT_LISTS = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "list[int]"}  # the others hold names
 
 
 def _parse_value(text: str) -> Any:
@@ -126,13 +126,16 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, str):
         return value if isinstance(value, str) else str(value)
     elif isinstance(default, list):
-        item = int if key in _INT_LISTS else str
-        if not isinstance(value, list):
-            value = [value]
-        try:
-            return [item(v) for v in value]
-        except ValueError:
-            pass
+        if key in _INT_LISTS:
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
+            if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return value
+        else:
+            if isinstance(value, list):
+                return [str(v) for v in value]
+            if isinstance(value, str):
+                return [value]
     else:
         return value
     raise ValueError(f"{key}={value!r} should be a {type(default).__name__}")
