@@ -15,7 +15,7 @@ from modnet_matting.model import MODNet
 from modnet_matting.train.losses import semantic_target
 from modnet_matting.train.soc import FrameSet, SOCAdapter, SOCConfig, soc_losses, transition_band
 from modnet_matting.train.synthetic import synthetic_portrait
-from modnet_matting.weights import Preprocess, load_weights
+from modnet_matting.weights import Preprocess, load_weights, save_weights, with_card
 
 PRE = Preprocess(reference_size=64)
 
@@ -88,8 +88,12 @@ def test_adapt_command_resumes_and_writes_weights(tmp_path: Path, random_weights
     for i, image in enumerate(frames(1).frames):
         save_image(folder / f"{i}.png", image)
     (folder / "broken.jpg").write_bytes(b"no")
+    source = tmp_path / "measured.safetensors"  # a card with figures measured on the source weights
+    original, config = load_weights(random_weights)
+    save_weights(original, source, with_card(config, accuracy={"mad": 0.001}, validation={"iou": 0.9}),
+                 dtype=torch.float32)
     out = tmp_path / "adapted.safetensors"
-    args = ["adapt", "--weights", str(random_weights), "--data", str(folder), "-o", str(out), "--epochs", "1",
+    args = ["adapt", "--weights", str(source), "--data", str(folder), "-o", str(out), "--epochs", "1",
             "--size", "64", "--device", "cpu"]
     assert main([*args, "--max-minutes", "0"]) == 0  # stops after the first image, state saved
     text = capsys.readouterr().out
@@ -100,7 +104,8 @@ def test_adapt_command_resumes_and_writes_weights(tmp_path: Path, random_weights
     assert "resumed" in capsys.readouterr().out
     model, config = load_weights(out)
     assert config.card["soc"]["epochs_done"] == 1 and config.card["soc"]["frames"] == 2
-    original, _ = load_weights(random_weights)
+    assert config.card["source"] == "random test weights"  # what the weights are is kept ...
+    assert "accuracy" not in config.card and "validation" not in config.card  # ... what was measured is not
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, original.state_dict()[k])]
     assert changed and not any("running" in k for k in changed)
 

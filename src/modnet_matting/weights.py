@@ -111,7 +111,7 @@ REGISTRY: dict[str, WeightsEntry] = {
     ),
     "modnet-people-video": WeightsEntry(
         name="modnet-people-video",
-        description="the step-4,500 modnet-people adapted with SOC to video frames (DAVIS people, carphone); "
+        description="the step-12,400 modnet-people adapted with SOC to video frames (DAVIS people, carphone); "
                     "see the model card.",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people_video.safetensors",

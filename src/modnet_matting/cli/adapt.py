@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# Card entries measured on the source weights: they do not describe the adapted ones, so they are dropped.
+SOURCE_MEASUREMENTS = ("accuracy", "validation")
+
+
 def _stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(text.rstrip("/")).stem) or "data"
 
@@ -79,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     done = adapter.run(args.max_minutes)
     card = {"soc": {"data": Path(args.data).name, "frames": len(frames), "epochs_done": adapter.epoch,
                     "lr": cfg.lr, "from": weights_path.name}}
+    kept = {k: v for k, v in config.card.items() if k not in SOURCE_MEASUREMENTS}
     # fp16 like every weights file we ship; the full-precision state to resume from is in .soc.pt
-    save_weights(adapter.model.eval(), output, with_card(config, **card))
+    save_weights(adapter.model.eval(), output, with_card(replace(config, card=kept), **card))
     if done:
         print(f"wrote {output} ({adapter.epoch} epochs)")
     else:
