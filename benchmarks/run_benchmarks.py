@@ -76,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer-models", action="append", default=[], help="folder(s) with peer model files")
     parser.add_argument("--limit", type=int, default=50, help="held-out images per set (default 50)")
     parser.add_argument("--composites", type=int, default=50, help="composite images (default 50)")
+    parser.add_argument("--distractors", type=int, default=60, help="distractor images (default 60)")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--peers", default="all")
     parser.add_argument("--threads", type=int, default=2)
@@ -140,6 +141,61 @@ def composite_set(shared: Path, datasets: dict[str, Dataset], count: int, work: 
     manifest = build_composites(src / "fg", src / "bg", out, alpha_dir=src / "alpha", seed=0, max_side=640)
     for problem in manifest.problems:
         print(f"composite skipped: {problem}", file=sys.stderr)
+    return find_dataset(out)
+
+
+def _read_cached(images: dict[str, Path], masks: dict[str, Path], stems: list[str], name: str, long_side: int):
+    """Photos with their masks as alpha (and as their own foreground), long side at most ``long_side``."""
+    import cv2
+
+    from modnet_matting.io import read_image
+    from modnet_matting.train.data import CachedSet
+
+    data = CachedSet(name, [], [], [], [])
+    for stem in stems:
+        image, mask = read_image(images[stem]), cv2.imread(str(masks[stem]), cv2.IMREAD_GRAYSCALE)
+        scale = min(1.0, long_side / max(image.shape[:2]))
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        data.stems.append(stem)
+        data.images.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        data.alphas.append(cv2.resize(mask, size, interpolation=cv2.INTER_AREA))
+        data.fgs.append(data.images[-1])
+    return data
+
+
+def distractor_set(shared: Path, datasets: dict[str, Dataset], count: int, work: Path) -> Dataset | None:
+    """Held-out people over held-out scenes with held-out DAVIS objects pasted large, and the object frames alone.
+
+    Built by ``train.distractors.distractor_validation`` (the set training validates on,
+    here from the full-size files): the objects' sequences are held out by
+    ``split_by_sequence``, so no object seen in training appears.
+    """
+    from modnet_matting.io import save_image
+    from modnet_matting.train.distractors import SEQUENCE_FOLD, distractor_validation, sequence_of
+
+    root = shared / "data" / "distractors" / "davis_objects"
+    if not root.is_dir():
+        return None
+    people = {"images": {}, "masks": {}}
+    for name, ds in datasets.items():
+        for sample in ds.samples:
+            people["images"][f"{name}_{sample.stem}"] = sample.image
+            people["masks"][f"{name}_{sample.stem}"] = sample.reference
+    frames = {p.stem: p for p in sorted((root / "images").iterdir())}
+    masks = {p.stem: p for p in sorted((root / "masks").iterdir())}
+    held = [s for s in sorted(frames.keys() & masks.keys()) if is_held_out(sequence_of(s), SEQUENCE_FOLD)]
+    scenes = []
+    for folder in sorted((shared / "data" / "backgrounds").iterdir()):
+        if folder.is_dir():
+            scenes += [_read_cached({k: v}, {k: v}, [k], "bg", 640).images[0] for k, v in _held_out(folder).items()]
+    built = distractor_validation(_read_cached(people["images"], people["masks"], sorted(people["images"]),
+                                               "people", 640),
+                                  _read_cached(frames, masks, held, "objects", 640), scenes, count)
+    out = work / "distractors"
+    for i, (stem, image, alpha) in enumerate(zip(built.stems, built.images, built.alphas)):
+        name = f"{i:03d}_{stem}"  # an object frame may be drawn twice
+        save_image(out / "image" / f"{name}.png", image)
+        save_image(out / "matte" / f"{name}.png", alpha)
     return find_dataset(out)
 
 
@@ -249,13 +305,13 @@ def _cell(value: float | None, digits: int = 4) -> str:
 
 
 def segmentation_table(results: dict[str, list[MethodResult]], sets: list[str], methods: list[str]) -> list[str]:
-    header = ["method"] + [f"{s} IoU" for s in sets] + ["all IoU", "all BF", "all MAD", "ms/img"]
+    header = ["method"] + [f"{s} IoU" for s in sets] + ["all IoU", "all BF", "all MAD", "all FF", "ms/img"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         cells = [method]
         for name in sets:
             cells.append(_cell(pooled(results, [name], method, "iou")))
-        cells += [_cell(pooled(results, sets, method, k)) for k in ("iou", "boundary_f", "mad")]
+        cells += [_cell(pooled(results, sets, method, k)) for k in ("iou", "boundary_f", "mad", "ff")]
         cells.append(_cell(pooled(results, sets, method, "ms"), 1))
         lines.append("| " + " | ".join(cells) + " |")
     counts = ", ".join(f"{name} {len(results[name][0].rows) if results[name] else 0}" for name in sets)
@@ -265,12 +321,21 @@ def segmentation_table(results: dict[str, list[MethodResult]], sets: list[str], 
 
 
 def matting_table(results: list[MethodResult]) -> list[str]:
-    keys = ["mse", "mad", "sad", "grad", "conn", "mse_u", "sad_u", "grad_u", "conn_u", "ms"]
-    labels = ["MSE", "MAD", "SAD", "Grad", "Conn", "MSE (band)", "SAD (band)", "Grad (band)", "Conn (band)", "ms/img"]
+    keys = ["mse", "mad", "sad", "grad", "conn", "ff", "mse_u", "sad_u", "grad_u", "conn_u", "ms"]
+    labels = ["MSE", "MAD", "SAD", "Grad", "Conn", "FF", "MSE (band)", "SAD (band)", "Grad (band)", "Conn (band)",
+              "ms/img"]
+    return _method_rows(results, keys, labels)
+
+
+def distractor_table(results: list[MethodResult]) -> list[str]:
+    return _method_rows(results, ["mad", "ff", "sad", "ms"], ["MAD", "FF", "SAD", "ms/img"])
+
+
+def _method_rows(results: list[MethodResult], keys: list[str], labels: list[str]) -> list[str]:
     lines = ["| method | n | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 2)]
     for result in results:
         means = result.means()
-        cells = [_cell(means.get(k), 1 if k == "ms" else (5 if k.startswith("m") else 3)) for k in keys]
+        cells = [_cell(means.get(k), 1 if k == "ms" else (5 if k.startswith("m") or k == "ff" else 3)) for k in keys]
         lines.append(f"| {result.method} | {len(result.rows)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -385,6 +450,21 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
         "",
         *matting_table(comp),
         "",
+        "FF (false foreground): the share of the image predicted as person (alpha > 0.5) where the truth is "
+        "background; in the segmentation table, against the binary masks.",
+        "",
+        "## Distractors: salient objects that are not people",
+        "",
+        f"{len(ctx['distracted'][0].rows) if ctx['distracted'] else 0} images built by "
+        "`train.distractors.distractor_validation` from the full-size files: three in four are held-out photos "
+        "(mask as alpha) over a held-out background with a DAVIS object (animal or car, from the sequences "
+        "training never sees: car-shadow, goat, libby) pasted at 0.5-1.2x the image height beside, behind or "
+        "(one in four) in front of the person; one in four is an object frame alone, whose person alpha is 0. "
+        "Whole image, alpha in [0, 1].",
+        "",
+        *(distractor_table(ctx["distracted"]) if ctx["distracted"] else ["Not built: no "
+                                                                         "shared/data/distractors/davis_objects."]),
+        "",
         "## Speed of our network (`modnet bench`)",
         "",
     ]
@@ -433,11 +513,14 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     datasets = held_out_sets(args.shared, sets, args.limit, args.work)
     composites = composite_set(args.shared, datasets, args.composites, args.work)
+    distractors = distractor_set(args.shared, datasets, args.distractors, args.work)
 
     model, label, weights_path = our_model(args.weights, args.work, args.threads)
     dirs = P.model_dirs(args.peer_models) + [REPO / "peer_models", args.shared / "models"]
     names = P.parse_peers(args.peers)
     everything = {**datasets, "composites": composites}
+    if distractors:
+        everything["distractors"] = distractors
     reused = reusable_peers(args.work, everything, names) if args.reuse_peers else {}
     for name, by_set in reused.items():
         print(f"peer {name}: rows reused from {next(iter(by_set.values())).info['reused_from']}", file=sys.stderr)
@@ -446,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
 
     seg = run_all(datasets, methods, args.work, reused)
     comp = run_all({"composites": composites}, methods, args.work, reused)["composites"]
+    distracted = []
+    if distractors:
+        distracted = run_all({"distractors": distractors}, methods, args.work, reused)["distractors"]
 
     speed = None
     if not args.skip_speed:
@@ -464,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     plot_path = args.doc.parent / "benchmarks_quality_speed.png"
     plot(plot_path, points)
-    ctx = {"seg": seg, "comp": comp, "sets": sets, "speed": speed, "missing": missing, "weights_label": label,
+    ctx = {"seg": seg, "comp": comp, "distracted": distracted, "sets": sets, "speed": speed, "missing": missing,
+           "weights_label": label,
            "reused": {name: next(iter(by_set.values())).info["reused_from"] for name, by_set in reused.items()},
            "plot": plot_path, "load": f"{load:.1f}", "load_end": f"{load_end:.1f}",
            "busy": max(load, load_end) > (os.cpu_count() or 1) + 0.5,  # the run itself keeps ~2 busy
@@ -475,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"start": round(load, 2), "end": round(load_end, 2)},
         "segmentation": {name: {r.method: {"n": len(r.rows), **r.means()} for r in rs} for name, rs in seg.items()},
         "composites": {r.method: {"n": len(r.rows), **r.means()} for r in comp},
+        "distractors": {r.method: {"n": len(r.rows), **r.means()} for r in distracted},
         "pooled": points, "not_run": missing, "speed": speed,
     }
     json_path = args.doc.parent / "benchmarks.json"

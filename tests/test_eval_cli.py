@@ -99,7 +99,7 @@ def test_random_weights_end_to_end(ppm: Path, tmp_path: Path, random_weights: Pa
     assert "broken" in captured.err and "Traceback" not in captured.err
     rows = _csv(out / "modnet" / "per_image.csv")
     assert [r["stem"] for r in rows] == ["p0", "p1"]
-    assert set(rows[0]) == {"stem", "mse", "mad", "sad", "grad", "conn", "ms"}
+    assert set(rows[0]) == {"stem", "mse", "mad", "sad", "grad", "conn", "ff", "ms"}
     assert all(0 <= float(r["mad"]) <= 1 and float(r["ms"]) > 0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"]["modnet"]["weights"] == str(random_weights)

@@ -105,14 +105,14 @@ _MIRROR = "https://github.com/clibdev/MODNet/releases/latest/download/"
 REGISTRY: dict[str, WeightsEntry] = {
     "modnet-people": WeightsEntry(
         name="modnet-people",
-        description="Our MODNet trained on the CPU on real photos of people (default).",
+        description="Our MODNet from a pretrained MobileNetV2, trained on the CPU on real photos of people (default).",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people.safetensors",
     ),
     "modnet-people-video": WeightsEntry(
         name="modnet-people-video",
-        description="the step-12,400 modnet-people adapted with SOC to video frames (DAVIS people, carphone); "
-                    "see the model card.",
+        description="the earlier, from-scratch modnet-people (step 12,400) adapted with SOC to video frames "
+                    "(DAVIS people, carphone); not yet re-adapted from the current default: see the model card.",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people_video.safetensors",
     ),

@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "bench",
     "train",
     "adapt",
+    "backbone",
     "labels",
 )
 

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes)
     finally:
         shutdown()
-    return 0
+    # saved and stopped by SIGTERM/SIGINT: exit as a killed tool does, so schedulers see it did not finish
+    return 128 + trainer.stopped_by if trainer.stopped_by else 0
 
 
 def export_checkpoint(trainer, path: str) -> int:  # noqa: ANN001 - a train.loop.Trainer

@@ -206,6 +206,16 @@ def iou(pred: np.ndarray, ref: np.ndarray, threshold: float = 0.5) -> float:
     return float((pb & rb).sum() / union) if union else 1.0
 
 
+def false_foreground(pred: np.ndarray, ref: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of the image predicted as person (alpha > threshold) where the reference is background (0).
+
+    The "is this a person?" failure in one number: a kept background object adds its
+    area, whatever happens at the person's edge.
+    """
+    p, r, _ = _pair(pred, ref, None)
+    return float(np.logical_and(p > threshold, r <= 0.0).mean())
+
+
 def _contour(mask: np.ndarray) -> np.ndarray:
     """Foreground pixels with a background 8-neighbour; the image frame is not a contour."""
     return mask & ~ndimage.binary_erosion(mask, np.ones((3, 3), bool), border_value=1)

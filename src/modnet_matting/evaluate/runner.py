@@ -34,13 +34,13 @@ from . import metrics as M
 
 LAYOUTS = {"matting": ("image", "matte"), "segmentation": ("images", "masks")}
 MATTING_METRICS = ("mse", "mad", "sad", "grad", "conn")
-SEGMENTATION_METRICS = ("iou", "boundary_f", "mad", "mse")
+SEGMENTATION_METRICS = ("iou", "boundary_f", "mad", "mse", "ff")
 LABELS = {
     "mse": "MSE", "mad": "MAD", "sad": "SAD", "grad": "Grad", "conn": "Conn",
-    "iou": "IoU", "boundary_f": "BF", "ms": "ms/img",
+    "iou": "IoU", "boundary_f": "BF", "ff": "FF", "ms": "ms/img",
 }
 _MS = "median milliseconds per image for the method (its preprocessing included, file reading excluded)"
-LOWER_IS_BETTER = {"mse", "mad", "sad", "grad", "conn", "ms"}
+LOWER_IS_BETTER = {"mse", "mad", "sad", "grad", "conn", "ff", "ms"}
 
 
 class Method(Protocol):
@@ -172,7 +172,7 @@ class Conventions:
             return list(SEGMENTATION_METRICS)
         names: list[str] = []
         if self.region in ("whole", "both"):
-            names += list(MATTING_METRICS)
+            names += [*MATTING_METRICS, "ff"]
         if self.region in ("unknown", "both"):
             names += [f"{name}_u" for name in MATTING_METRICS]
         return names
@@ -186,6 +186,7 @@ class Conventions:
                 "iou": "intersection over union, prediction binarised at 0.5",
                 "boundary_f": "boundary F-score, contours matched within 0.8% of the diagonal",
                 "mad, mse": "mean over the whole image against the binary mask, no extra scale",
+                "ff": "false foreground: share of the image above 0.5 where the mask is background",
                 "ms": _MS,
             }
         return {
@@ -196,6 +197,7 @@ class Conventions:
             "mse, mad": "mean over the region, no extra scale",
             "sad, grad, conn": "sum over the region / 1000 (Grad: Gaussian derivative sigma 1.4; "
                                "Conn: step 0.1, theta 0.15)",
+            "ff": "false foreground (whole image): share of pixels above 0.5 where the reference is 0",
             "ms": _MS,
         }
 
@@ -208,13 +210,14 @@ def score(pred: np.ndarray, ref: np.ndarray, conv: Conventions) -> dict[str, flo
     if conv.kind == "segmentation":
         mask = (ref >= 0.5).astype(np.float64)
         return {"iou": M.iou(pred, mask), "boundary_f": M.boundary_f(pred, mask),
-                "mad": M.mad(pred, mask), "mse": M.mse(pred, mask)}
+                "mad": M.mad(pred, mask), "mse": M.mse(pred, mask), "ff": M.false_foreground(pred, mask)}
     functions: dict[str, Callable[..., float]] = {
         "mse": M.mse, "mad": M.mad, "sad": M.sad, "grad": M.gradient_error, "conn": M.connectivity_error,
     }
     values: dict[str, float] = {}
     if conv.region in ("whole", "both"):
         values.update({name: fn(pred, ref) for name, fn in functions.items()})
+        values["ff"] = M.false_foreground(pred, ref)
     if conv.region in ("unknown", "both"):
         band = M.unknown_band(ref, conv.band_radius)
         values.update({f"{name}_u": fn(pred, ref, band) for name, fn in functions.items()})

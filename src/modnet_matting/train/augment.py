@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .data import CachedSet
+from .distractors import busy_background, negative_image, paste_object
 from .trimap import trimap_from_matte
 
 
@@ -26,6 +27,12 @@ class AugmentConfig:
     flip_prob: float = 0.5
     jitter: float = 0.2
     person_crop_prob: float = 0.9
+    # "is this a person?" samples (train/distractors.py) and hard photometric cases
+    object_prob: float = 0.0  # paste a large object (behind or in front of the person)
+    negative_prob: float = 0.0  # a sample without a person: object frame, scene or collage, target 0
+    busy_background_prob: float = 0.0  # a composite's background becomes a collage or a recoloured scene
+    grey_prob: float = 0.0
+    low_light_prob: float = 0.0
 
 
 def _rescale(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
@@ -70,17 +77,42 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) 
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def photometric(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Greyscale and low light (dark, gamma-lifted shadows, sensor noise): photos the data lacks."""
+    if rng.random() < cfg.grey_prob:
+        image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if rng.random() < cfg.low_light_prob:
+        dark = (image.astype(np.float32) / 255.0) ** rng.uniform(1.2, 2.2) * rng.uniform(0.15, 0.5) * 255
+        dark += rng.normal(0, rng.uniform(1, 6), dark.shape)
+        image = np.clip(dark + 0.5, 0, 255).astype(np.uint8)
+    return image
+
+
+def _background(backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int,
+                cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < cfg.busy_background_prob:
+        return busy_background(backgrounds, objects, height, width, rng)
+    bg = backgrounds[rng.integers(len(backgrounds))]
+    return cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def make_sample(
-    data: CachedSet, index: int, backgrounds: list[np.ndarray], cfg: AugmentConfig, rng: np.random.Generator
+    data: CachedSet, index: int, backgrounds: list[np.ndarray], cfg: AugmentConfig, rng: np.random.Generator,
+    objects: CachedSet | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented (RGB uint8 crop, float32 alpha crop) pair."""
     image, alpha, fg = data.images[index], data.alphas[index], data.fgs[index]
     image, alpha, fg = _rescale([image, alpha, fg], rng.uniform(cfg.scale_min, cfg.scale_max))
-    if backgrounds and rng.random() < cfg.composite_prob:
-        bg = backgrounds[rng.integers(len(backgrounds))]
-        bg = cv2.resize(bg, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
-        a = alpha[..., None].astype(np.float32) / 255.0
-        image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
+    if cfg.negative_prob and rng.random() < cfg.negative_prob and (backgrounds or objects is not None):
+        image = negative_image(backgrounds, objects, image.shape[0], image.shape[1], rng)
+        alpha = np.zeros(image.shape[:2], np.uint8)
+    else:
+        if backgrounds and rng.random() < cfg.composite_prob:
+            bg = _background(backgrounds, objects, image.shape[0], image.shape[1], cfg, rng)
+            a = alpha[..., None].astype(np.float32) / 255.0
+            image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
+        if objects is not None and len(objects) and rng.random() < cfg.object_prob:
+            image, alpha = paste_object(image, alpha, fg, objects, rng)
     image, alpha = _pad_to(image, cfg.crop), _pad_to(alpha, cfg.crop)
     top, left = _crop_origin(alpha, cfg.crop, rng, rng.random() < cfg.person_crop_prob)
     image = image[top:top + cfg.crop, left:left + cfg.crop]
@@ -88,14 +120,16 @@ def make_sample(
     if rng.random() < cfg.flip_prob:
         image, alpha = image[:, ::-1], alpha[:, ::-1]
     image = colour_jitter(np.ascontiguousarray(image), rng, cfg.jitter)
+    image = photometric(image, rng, cfg)
     return image, np.ascontiguousarray(alpha).astype(np.float32) / 255.0
 
 
 class MattingSamples(Dataset):
     """Index = position in an endless stream; the stream is fixed by ``seed``."""
 
-    def __init__(self, data: CachedSet, backgrounds: list[np.ndarray], cfg: AugmentConfig, seed: int) -> None:
-        self.data, self.backgrounds, self.cfg, self.seed = data, backgrounds, cfg, seed
+    def __init__(self, data: CachedSet, backgrounds: list[np.ndarray], cfg: AugmentConfig, seed: int,
+                 objects: CachedSet | None = None) -> None:
+        self.data, self.backgrounds, self.cfg, self.seed, self.objects = data, backgrounds, cfg, seed, objects
 
     def __len__(self) -> int:
         return len(self.data)
@@ -107,7 +141,8 @@ class MattingSamples(Dataset):
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 1, position])
-        image, alpha = make_sample(self.data, self.sample_index(position), self.backgrounds, self.cfg, rng)
+        image, alpha = make_sample(self.data, self.sample_index(position), self.backgrounds, self.cfg, rng,
+                                   self.objects)
         trimap = trimap_from_matte(alpha, rng)
         x = torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
         return {"image": x, "matte": torch.from_numpy(alpha)[None], "trimap": torch.from_numpy(trimap)[None]}

@@ -33,6 +33,15 @@ class TrainConfig:
     scale_max: float = 1.05
     composite_prob: float = 0.5
     jitter: float = 0.2
+    # "is this a person?" training (train/distractors.py): folders of non-person objects with masks
+    # (images/ + masks/, frames named <sequence>_<frame>, split by sequence)
+    distractors: list[str] = field(default_factory=list)
+    object_prob: float = 0.0  # paste a large object behind or in front of the person
+    negative_prob: float = 0.0  # a sample with no person (object frame, scene, collage), target 0
+    busy_background_prob: float = 0.0  # composite over a collage or a recoloured scene
+    grey_prob: float = 0.0
+    low_light_prob: float = 0.0
+    val_distractors: int = 40  # held-out composites with objects (+ object frames alone) in validation
     # optimisation
     batch_size: int = 8
     optimizer: str = "adamw"  # adamw | sgd (the paper's: lr 0.01, momentum 0.9, step decay)
@@ -61,7 +70,13 @@ class TrainConfig:
     fp16: bool = False  # fp16 autocast with a GradScaler (CUDA only); takes precedence over bf16
     # what to train
     mode: str = "supervised"  # supervised (MODNet) | segmentation (backbone pretraining on person masks)
-    backbone_weights: str = ""  # a MobileNetV2 checkpoint loaded into the backbone when no checkpoint exists
+    # MobileNetV2 files loaded into the backbone when no checkpoint exists: our/the authors' checkpoints, or
+    # TensorFlow Lite encoders (batch norm recalibrated on training photos); the first file holding a layer gives it
+    backbone_weights: list[str] = field(default_factory=list)
+    calibration_photos: int = 256  # training photos that give recalibrated batch norms their statistics
+    backbone_lr_scale: float = 1.0  # the encoder's learning rate relative to lr
+    freeze_backbone_blocks: int = 0  # features.0 .. N-1 get no gradient (backward stops earlier)
+    freeze_backbone_bn: bool = False  # the encoder's batch norms keep their statistics (eval mode) in training
     # bookkeeping
     seed: int = 0
     log_every: int = 20

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from ..evaluate.metrics import false_foreground
 from ..inference import network_size, pick_device, resize
 from ..model import MODNet
 from ..weights import Preprocess, WeightsConfig, WeightsNotFoundError, load_weights, save_weights
@@ -39,6 +40,7 @@ from .augment import AugmentConfig, MattingSamples, StreamSampler
 from .backbone import SegmentationNet, load_backbone, save_backbone, segmentation_losses
 from .config import TrainConfig, dump_config
 from .data import CachedSet, build_cache, concat_sets, load_backgrounds
+from .distractors import distractor_validation, split_by_sequence
 from .distributed import any_rank, convert_sync_batchnorm
 from .losses import LossWeights, modnet_losses
 
@@ -140,13 +142,42 @@ class Trainer:
         self.train_data: CachedSet | None = None
         self.val_sets: list[CachedSet] = []
         self.backgrounds: list[np.ndarray] = []
+        self.objects: CachedSet | None = None  # non-person objects for distractor samples
+        self.extra_val: list[CachedSet] = []  # reported in validation, not part of its mean IoU
         self.loss_weights = LossWeights(cfg.loss_semantic, cfg.loss_detail, cfg.loss_matte)
         self._stop = False
+        self.stopped_by: int | None = None  # the signal that ended the run (the CLI exits 128 + it)
         self._board: Any = None
 
     # ----------------------------------------------------------------- setup
+    def _freeze_backbone_blocks(self) -> None:
+        """``freeze_backbone_blocks``: the first encoder blocks get no gradient and keep their statistics."""
+        for block in list(self._bare(self.model).backbone.model.features)[: self.cfg.freeze_backbone_blocks]:
+            block.requires_grad_(False)
+
+    def _encoder_bn_to_eval(self) -> None:
+        """Frozen blocks, or every encoder block with ``freeze_backbone_bn``, normalise by stored statistics."""
+        features = list(self._bare(self.model).backbone.model.features)
+        count = len(features) if self.cfg.freeze_backbone_bn else self.cfg.freeze_backbone_blocks
+        for block in features[:count]:
+            for module in block.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """Encoder and the rest, so the pretrained encoder can learn at ``backbone_lr_scale`` x lr."""
+        model = self._bare(self.model)
+        encoder = [p for p in model.backbone.parameters() if p.requires_grad] if hasattr(model, "backbone") else []
+        ids = {id(p) for p in encoder}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if encoder:
+            groups.append({"params": encoder, "lr_scale": self.cfg.backbone_lr_scale})
+        return groups
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
+        self._freeze_backbone_blocks()
+        params = self._param_groups()
         if self.cfg.optimizer == "sgd":
             return torch.optim.SGD(
                 params, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
@@ -158,6 +189,8 @@ class Trainer:
     def prepare_data(self) -> None:
         """Build or load the caches, then split train / validation by name hash."""
         cfg = self.cfg
+        if not Path(cfg.data_root).is_dir():  # a cache alone could be stale: never train on it silently
+            raise FileNotFoundError(f"data_root not found: {cfg.data_root}")
         train_parts, self.val_sets = [], []
         if self.world > 1 and self.rank != 0:
             dist.barrier()  # rank 0 builds missing caches first; the others then only read them
@@ -171,8 +204,26 @@ class Trainer:
             dist.barrier()
         self.train_data = concat_sets(train_parts)
         self.backgrounds = load_backgrounds(cfg.backgrounds, cfg.cache_short_side, held_out=False)
+        if cfg.distractors:
+            self._prepare_distractors()
         self.log(f"train samples {len(self.train_data)}, backgrounds {len(self.backgrounds)}, "
-                 f"validation {', '.join(f'{s.name}:{len(s)}' for s in self.val_sets)}")
+                 f"objects {len(self.objects) if self.objects else 0}, "
+                 f"validation {', '.join(f'{s.name}:{len(s)}' for s in [*self.val_sets, *self.extra_val])}")
+
+    def _prepare_distractors(self) -> None:
+        """Object frames split by sequence: training objects, and the held-out distractor validation set."""
+        cfg = self.cfg
+        parts = []
+        for folder in cfg.distractors:
+            cache = Path(cfg.cache_dir) / f"objects_{Path(folder).name}_{cfg.cache_short_side}_{cfg.label_method}.npz"
+            parts.append(build_cache(folder, cache, cfg.cache_short_side, cfg.label_method, log=self.log))
+        objects = concat_sets(parts)
+        self.objects = split_by_sequence(objects, held_out=False)
+        if cfg.val_distractors:
+            people = concat_sets(self.val_sets)
+            scenes = load_backgrounds(cfg.backgrounds, cfg.cache_short_side, held_out=True)
+            self.extra_val = [distractor_validation(people, split_by_sequence(objects, held_out=True), scenes,
+                                                    cfg.val_distractors)]
 
     def use_data(self, train: CachedSet, val_sets: list[CachedSet], backgrounds: list[np.ndarray]) -> None:
         """Give in-memory data directly (tests, notebooks)."""
@@ -180,8 +231,11 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         cfg = self.cfg
-        aug = AugmentConfig(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.composite_prob, jitter=cfg.jitter)
-        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed)
+        aug = AugmentConfig(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.composite_prob, jitter=cfg.jitter,
+                            object_prob=cfg.object_prob, negative_prob=cfg.negative_prob,
+                            busy_background_prob=cfg.busy_background_prob, grey_prob=cfg.grey_prob,
+                            low_light_prob=cfg.low_light_prob)
+        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects)
         start = self.step * cfg.batch_size * self.world
         sampler = StreamSampler(start, stride=self.world, offset=self.rank)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
@@ -246,10 +300,27 @@ class Trainer:
             self.log(f"initialised from {self.cfg.init_weights}")
             self._continue_schedule(config.card)
         if self.cfg.backbone_weights:
-            count = load_backbone(self._bare(self.model).backbone, self.cfg.backbone_weights)
-            self.ema.backbone.load_state_dict(self._bare(self.model).backbone.state_dict())
-            self.log(f"backbone: {count} tensors from {self.cfg.backbone_weights}")
+            self._load_backbone_weights()
         return False
+
+    def _load_backbone_weights(self) -> None:
+        """``backbone_weights``: TensorFlow Lite encoders (recalibrated on training photos) or one checkpoint."""
+        files = self.cfg.backbone_weights
+        backbone = self._bare(self.model).backbone
+        tflite = [f for f in files if str(f).lower().endswith(".tflite")]
+        if tflite and len(tflite) != len(files):
+            raise ValueError("backbone_weights: give .tflite files only, or a single checkpoint")
+        if tflite:
+            from .tflite_backbone import import_backbone
+
+            photos = self.train_data.spread(self.cfg.calibration_photos).images if self.train_data else None
+            message = import_backbone(backbone, tflite, photos)
+        elif len(files) == 1:
+            message = f"{load_backbone(backbone, files[0])} tensors from {files[0]}"
+        else:
+            raise ValueError("backbone_weights: only .tflite encoders can be combined")
+        self.ema.backbone.load_state_dict(backbone.state_dict())
+        self.log(f"backbone: {message}")
 
     def _continue_schedule(self, card: dict[str, Any]) -> None:
         """Weights exported by this same run carry its position: continue the schedule there.
@@ -283,6 +354,8 @@ class Trainer:
             "cpu_hours": round(self.elapsed / 3600, 3),
             "validation": metrics,
         }
+        if cfg.backbone_weights:  # the pretrained files carry their own licence (see docs/model_card.md)
+            card["backbone_init"] = ", ".join(Path(f).name for f in cfg.backbone_weights)
         return WeightsConfig(preprocess=pre, card=card)
 
     # -------------------------------------------------------------- training
@@ -308,13 +381,14 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(cfg, self.step)
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(cfg, self.step)
         # Inputs follow the parameters' dtype (float32; float64 when a test checks the maths exactly).
         dtype = next(self.model.parameters()).dtype
         image = batch["image"].to(self.device, dtype, non_blocking=True)
         if cfg.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         self.model.train()
+        self._encoder_bn_to_eval()
         losses = self._losses(image, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["total"]).backward()
@@ -339,21 +413,29 @@ class Trainer:
                 value.copy_(source)
 
     @torch.no_grad()
+    def _predict_val(self, image: np.ndarray, pre: Preprocess) -> np.ndarray:
+        h, w = image.shape[:2]
+        nh, nw = network_size(h, w, pre)
+        x = torch.from_numpy(resize(image, nh, nw)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        with self._autocast():
+            pred = self.ema.forward_matte(x.to(self.device).contiguous(memory_format=torch.channels_last))
+        return np.clip(resize(pred[0, 0].float().cpu().numpy(), h, w), 0, 1)
+
+    @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """EMA model at the inference scale: IoU (alpha >= 0.5) and MAD per held-out set."""
+        """EMA model at the inference scale: IoU (alpha >= 0.5) and MAD per held-out set.
+
+        The distractor set (``extra_val``) reports MAD and the false-foreground share
+        (``ff_``: predicted person where the truth is background) outside the mean IoU,
+        so the figure that picks the best weights stays comparable across recipes.
+        """
         pre = Preprocess(reference_size=self.cfg.infer_reference, resize_mode=self.cfg.infer_mode)
         results: dict[str, Any] = {}
         ious, mads = [], []
         for data in self.val_sets:
             set_iou, set_mad = [], []
             for image, alpha in zip(data.images, data.alphas):
-                h, w = image.shape[:2]
-                nh, nw = network_size(h, w, pre)
-                x = torch.from_numpy(resize(image, nh, nw)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-                x = x.to(self.device)
-                with self._autocast():
-                    pred = self.ema.forward_matte(x.contiguous(memory_format=torch.channels_last))
-                pred = np.clip(resize(pred[0, 0].float().cpu().numpy(), h, w), 0, 1)
+                pred = self._predict_val(image, pre)
                 gt = alpha.astype(np.float32) / 255.0
                 union = np.logical_or(pred >= 0.5, gt >= 0.5).sum()
                 set_iou.append(np.logical_and(pred >= 0.5, gt >= 0.5).sum() / union if union else 1.0)
@@ -365,11 +447,22 @@ class Trainer:
                 mads.append(np.mean(set_mad))
         results["iou"] = round(float(np.mean(ious)), 4) if ious else float("nan")
         results["mad"] = round(float(np.mean(mads)), 5) if mads else float("nan")
+        for data in self.extra_val:
+            preds = [self._predict_val(image, pre) for image in data.images]
+            truths = [alpha.astype(np.float32) / 255.0 for alpha in data.alphas]
+            pairs = list(zip(preds, truths))
+            results[f"mad_{data.name}"] = round(float(np.mean([np.abs(p - t).mean() for p, t in pairs])), 5)
+            results[f"ff_{data.name}"] = round(float(np.mean([false_foreground(p, t) for p, t in pairs])), 5)
         return results
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.log(f"signal {signum}: saving and stopping")
         self._stop = True
+        self.stopped_by = signum
+
+    @property
+    def complete(self) -> bool:
+        return self.step >= self.cfg.total_steps
 
     def _wrap_ddp(self) -> None:
         if self.world > 1 and not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
@@ -389,6 +482,10 @@ class Trainer:
         if self.train_data is None:
             self.prepare_data()
         self.load_checkpoint()
+        if self.complete:
+            self.log(f"{cfg.run_dir} is complete (step {self.step} of total_steps={cfg.total_steps}); raise "
+                     "total_steps, with a warm restart in restart_steps, to train on")
+            return {}
         self._wrap_ddp()
         previous_handlers = self._install_signals()
         main = self.rank == 0
