@@ -169,3 +169,29 @@ def test_bad_choices_are_value_errors(net: MODNet) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA was requested"):
             TorchBackend(net, "cuda")
+
+
+def test_value_conventions_refuse_the_obvious_mismatch() -> None:
+    """float is 0..1 and uint16 0..65535: 0..255 data in those dtypes is an error, not a silent clip."""
+    from modnet_matting.io import to_rgb_uint8
+
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    assert np.array_equal(to_rgb_uint8(rgb.astype(np.float64) / 255.0), rgb)
+    with pytest.raises(ValueError, match=r"float images are 0..1, but this one reaches \d+: divide 0..255 data by 255"):
+        to_rgb_uint8(rgb.astype(np.float64))
+    with pytest.raises(ValueError, match="pass 0..255 data as uint8"):
+        to_rgb_uint8(rgb.astype(np.uint16))
+    assert np.array_equal(to_rgb_uint8(rgb.astype(np.uint16) * 257), rgb)
+    with pytest.raises(ValueError, match="NaN"):
+        to_rgb_uint8(np.full((4, 4, 3), np.nan, np.float32))
+
+
+def test_bytearray_memoryview_and_file_objects_are_encoded_images() -> None:
+    from modnet_matting.io import ImageReadError, encode_png, to_rgb_uint8
+
+    rgb = np.random.default_rng(1).integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    data = encode_png(rgb)
+    for source in (bytearray(data), memoryview(data), io.BytesIO(data)):
+        assert np.array_equal(to_rgb_uint8(source), rgb)
+    with pytest.raises(ImageReadError, match="cannot read image bytes"):
+        to_rgb_uint8(b"not an image")

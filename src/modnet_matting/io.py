@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageInput = str | os.PathLike | np.ndarray | Image.Image | bytes
+ImageInput = str | os.PathLike | np.ndarray | Image.Image | bytes | bytearray | memoryview | _io.BufferedIOBase
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -37,7 +37,7 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
 def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated.
 
-    ``name`` is how errors refer to bytes input (default "upload").
+    ``name`` is how errors refer to bytes input (default "bytes"; the server says "upload").
     """
     try:
         if isinstance(source, bytes):
@@ -48,7 +48,7 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
             img.load()
             return _decode_with_depth(img, source)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        name = (name or "upload") if isinstance(source, bytes) else str(source)
+        name = (name or "bytes") if isinstance(source, bytes) else str(source)
         reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise ImageReadError(f"cannot read image {name}: {reason}") from None
 
@@ -60,8 +60,8 @@ def _decode_with_depth(img: Image.Image, source: str | os.PathLike | bytes) -> n
 
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is not None:
-            return to_rgb_uint8(arr, color="BGR")
+        if arr is not None:  # a file's 16 bits are 0..65535 even when it is dark: scale here, not in the check
+            return to_rgb_uint8((arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8), color="BGR")
     return _pil_to_rgb(img)
 
 
@@ -69,9 +69,18 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
     """Coerce any supported input to an ``H x W x 3`` RGB uint8 array.
 
     ``color`` states the channel order of numpy inputs ("RGB" or "BGR", as
-    OpenCV gives). Greyscale is replicated, alpha is dropped, 16-bit and float
-    images are scaled to 0..255.
+    OpenCV gives). Greyscale is replicated, alpha is dropped. Value conventions:
+    uint8 is 0..255, uint16 is 0..65535 and float is 0..1; a float image reaching
+    above 1.5 or a uint16 one that never exceeds 255 is refused with a clear error
+    (0..255 data in the wrong dtype would otherwise be silently clipped or darkened).
+    ``bytearray``, ``memoryview`` and file objects (``BytesIO``) are read as encoded bytes.
     """
+    if isinstance(image, (bytearray, memoryview)):
+        image = bytes(image)
+    elif hasattr(image, "read") and not isinstance(image, (np.ndarray, Image.Image)):
+        image = image.read()
+        if not isinstance(image, bytes):
+            raise TypeError("a file object given as an image must be opened in binary mode")
     if isinstance(image, (str, os.PathLike, bytes)):
         return read_image(image)
     if isinstance(image, Image.Image):
@@ -84,8 +93,17 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
     if arr.dtype == np.uint16:
+        if arr.size and arr.max() <= 255 and arr.max() > 0:
+            raise ValueError("uint16 images span 0..65535, but this one never exceeds 255: "
+                             "pass 0..255 data as uint8")
         arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif arr.dtype.kind == "f":
+        peak = float(np.nanmax(arr)) if arr.size else 0.0
+        if not np.isfinite(arr).all():
+            raise ValueError("float image holds NaN or infinite values")
+        if peak > 1.5:
+            raise ValueError(f"float images are 0..1, but this one reaches {peak:.4g}: divide 0..255 data by 255 "
+                             "or pass it as uint8")
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)

@@ -124,6 +124,6 @@ def decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return read_image(data)
+            return read_image(data, name="upload")
     except Exception:  # noqa: BLE001 - any decoder failure on untrusted bytes is the upload's fault
         raise ApiError(422, "corrupt_image", f"{what} is damaged or truncated and cannot be decoded") from None
