@@ -147,3 +147,26 @@ def test_bundled_weights_find_the_person_in_the_demo_photo(name: str | None) -> 
     face = alpha[int(height * 0.3):int(height * 0.5), int(width * 0.35):int(width * 0.65)]
     sky = alpha[: int(height * 0.25), int(width * 0.8):]
     assert face.mean() > 0.9 and sky.mean() < 0.2
+
+
+def test_files_that_are_not_checkpoints_give_one_short_line(tmp_path: Path) -> None:
+    from importlib import resources
+
+    photo = resources.files("modnet_matting") / "assets" / "grace_hopper.jpg"
+    with pytest.raises(weights.CheckpointError) as info:
+        weights.read_checkpoint(str(photo))
+    assert "not a readable PyTorch checkpoint" in str(info.value) and "\n" not in str(info.value)
+    assert len(str(info.value)) < 300
+    script = torch.jit.script(torch.nn.Linear(2, 2))
+    script.save(str(tmp_path / "m.pt"))
+    with pytest.raises(weights.CheckpointError, match="TorchScript archive is an export"):
+        weights.read_checkpoint(tmp_path / "m.pt")
+
+
+def test_unknown_devices_are_refused_in_one_line() -> None:
+    from modnet_matting.inference import pick_device
+
+    for bad in ("tpu", "xla", "gpu0"):
+        with pytest.raises(ValueError, match=r"(unknown|unsupported) device .*use auto, cpu, cuda"):
+            pick_device(bad)
+    assert pick_device("cpu").type == "cpu"

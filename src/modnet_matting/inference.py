@@ -90,7 +90,12 @@ def pick_device(device: str | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    chosen = torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:  # torch lists every device type it knows, in one long line
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}: use auto, cpu, cuda, cuda:N or mps")
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but is not available on this machine; use --device cpu or auto")
     if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

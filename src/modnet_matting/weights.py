@@ -226,8 +226,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
         return _read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle and zip errors have many types
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # pickle and zip errors have many types; their texts run to many lines
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        if "TorchScript" in str(exc):
+            first = "a TorchScript archive is an export, not a checkpoint: pass the .safetensors or .ckpt it came from"
+        elif "Weights only load failed" in str(exc):
+            first = "not a torch.save file of tensors (pickled code in a checkpoint is never run)"
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
