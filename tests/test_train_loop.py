@@ -319,3 +319,16 @@ def test_missing_data_root_is_an_error_even_with_a_cache(tmp_path: Path) -> None
     cfg = tiny_config(tmp_path, data_root=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="data_root not found"):
         Trainer(cfg, log=QUIET).prepare_data()
+
+
+def test_encoder_learning_rate_scale_and_frozen_blocks(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, backbone_lr_scale=0.1, freeze_backbone_blocks=2)
+    trainer = trainer_with_data(cfg)
+    before = {k: v.clone() for k, v in trainer.model.backbone.model.features[:2].state_dict().items()}
+    trainer.run(max_steps=2)
+    rates = sorted(group["lr"] for group in trainer.optimizer.param_groups)
+    assert len(rates) == 2 and rates[0] == pytest.approx(0.1 * rates[1])
+    after = trainer.model.backbone.model.features[:2].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # no gradient, statistics kept (eval-mode BN)
+    single = trainer_with_data(tiny_config(tmp_path, name="one"))
+    assert len(single.optimizer.param_groups) == 1

@@ -167,6 +167,8 @@ class Trainer:
     def _param_groups(self) -> list[dict[str, Any]]:
         """Encoder and the rest, so the pretrained encoder can learn at ``backbone_lr_scale`` x lr."""
         model = self._bare(self.model)
+        if self.cfg.backbone_lr_scale == 1.0:  # one group, as before: earlier runs' optimiser states still load
+            return [{"params": [p for p in model.parameters() if p.requires_grad], "lr_scale": 1.0}]
         encoder = [p for p in model.backbone.parameters() if p.requires_grad] if hasattr(model, "backbone") else []
         ids = {id(p) for p in encoder}
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
