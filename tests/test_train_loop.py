@@ -332,3 +332,13 @@ def test_encoder_learning_rate_scale_and_frozen_blocks(tmp_path: Path) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)  # no gradient, statistics kept (eval-mode BN)
     single = trainer_with_data(tiny_config(tmp_path, name="one"))
     assert len(single.optimizer.param_groups) == 1
+
+
+def test_checkpoints_resume_whatever_optimiser_layout_they_were_saved_with(tmp_path: Path) -> None:
+    """Runs of 2026-12-02 saved two groups (encoder, rest) even at backbone_lr_scale 1; earlier runs one."""
+    split = trainer_with_data(tiny_config(tmp_path, backbone_lr_scale=0.5))
+    split.run(max_steps=2)
+    again = trainer_with_data(tiny_config(tmp_path))  # same run, scale 1 now: one group unless resuming
+    assert again.load_checkpoint() is True and len(again.optimizer.param_groups) == 2
+    again.run(max_steps=1)
+    assert again.step == 3

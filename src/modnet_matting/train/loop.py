@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..evaluate.metrics import false_foreground
+from ..evaluate import metrics as M
 from ..inference import network_size, pick_device, resize
 from ..model import MODNet
 from ..weights import Preprocess, WeightsConfig, WeightsNotFoundError, load_weights, save_weights
@@ -164,10 +164,14 @@ class Trainer:
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
 
-    def _param_groups(self) -> list[dict[str, Any]]:
-        """Encoder and the rest, so the pretrained encoder can learn at ``backbone_lr_scale`` x lr."""
+    def _param_groups(self, split: bool) -> list[dict[str, Any]]:
+        """One group, or encoder and the rest, so the pretrained encoder can learn at ``backbone_lr_scale`` x lr.
+
+        Split is chosen by the config, or by the layout a resumed checkpoint was saved with:
+        runs before the split (one group) and runs of 2026-12-02 (always two) both resume.
+        """
         model = self._bare(self.model)
-        if self.cfg.backbone_lr_scale == 1.0:  # one group, as before: earlier runs' optimiser states still load
+        if not split:
             return [{"params": [p for p in model.parameters() if p.requires_grad], "lr_scale": 1.0}]
         encoder = [p for p in model.backbone.parameters() if p.requires_grad] if hasattr(model, "backbone") else []
         ids = {id(p) for p in encoder}
@@ -177,9 +181,9 @@ class Trainer:
             groups.append({"params": encoder, "lr_scale": self.cfg.backbone_lr_scale})
         return groups
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
+    def _make_optimizer(self, split: bool | None = None) -> torch.optim.Optimizer:
         self._freeze_backbone_blocks()
-        params = self._param_groups()
+        params = self._param_groups(self.cfg.backbone_lr_scale != 1.0 if split is None else split)
         if self.cfg.optimizer == "sgd":
             return torch.optim.SGD(
                 params, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
@@ -282,6 +286,12 @@ class Trainer:
                 raise ValueError(f"{self.checkpoint_path} is a {mode} run; this config says mode={self.cfg.mode}")
             self._bare(self.model).load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
+            saved_groups = len(state["optimizer"]["param_groups"])
+            if saved_groups != len(self.optimizer.param_groups):
+                self.optimizer = self._make_optimizer(split=saved_groups > 1)
+                if saved_groups == 1:
+                    self.log(f"warning: {self.checkpoint_path} has one optimiser group: backbone_lr_scale="
+                             f"{self.cfg.backbone_lr_scale} is not applied to this run")
             self.optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
@@ -438,10 +448,8 @@ class Trainer:
             set_iou, set_mad = [], []
             for image, alpha in zip(data.images, data.alphas):
                 pred = self._predict_val(image, pre)
-                gt = alpha.astype(np.float32) / 255.0
-                union = np.logical_or(pred >= 0.5, gt >= 0.5).sum()
-                set_iou.append(np.logical_and(pred >= 0.5, gt >= 0.5).sum() / union if union else 1.0)
-                set_mad.append(float(np.abs(pred - gt).mean()))
+                set_iou.append(M.iou(pred, alpha))  # uint8 labels are read as alpha / 255
+                set_mad.append(M.mad(pred, alpha))
             if set_iou:
                 results[f"iou_{data.name}"] = round(float(np.mean(set_iou)), 4)
                 results[f"mad_{data.name}"] = round(float(np.mean(set_mad)), 5)
@@ -450,11 +458,9 @@ class Trainer:
         results["iou"] = round(float(np.mean(ious)), 4) if ious else float("nan")
         results["mad"] = round(float(np.mean(mads)), 5) if mads else float("nan")
         for data in self.extra_val:
-            preds = [self._predict_val(image, pre) for image in data.images]
-            truths = [alpha.astype(np.float32) / 255.0 for alpha in data.alphas]
-            pairs = list(zip(preds, truths))
-            results[f"mad_{data.name}"] = round(float(np.mean([np.abs(p - t).mean() for p, t in pairs])), 5)
-            results[f"ff_{data.name}"] = round(float(np.mean([false_foreground(p, t) for p, t in pairs])), 5)
+            pairs = [(self._predict_val(image, pre), alpha) for image, alpha in zip(data.images, data.alphas)]
+            results[f"mad_{data.name}"] = round(float(np.mean([M.mad(p, t) for p, t in pairs])), 5)
+            results[f"ff_{data.name}"] = round(float(np.mean([M.false_foreground(p, t) for p, t in pairs])), 5)
         return results
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
