@@ -144,22 +144,25 @@ def composite_set(shared: Path, datasets: dict[str, Dataset], count: int, work: 
     return find_dataset(out)
 
 
-def _read_cached(images: dict[str, Path], masks: dict[str, Path], stems: list[str], name: str, long_side: int):
-    """Photos with their masks as alpha (and as their own foreground), long side at most ``long_side``."""
+def _read_limited(path: Path, long_side: int, grey: bool = False) -> np.ndarray:
+    """An image (RGB, or one channel for a mask) with its long side at most ``long_side``."""
     import cv2
 
     from modnet_matting.io import read_image
+
+    image = read_image(path)[..., 0] if grey else read_image(path)
+    scale = min(1.0, long_side / max(image.shape[:2]))
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _read_cached(images: dict[str, Path], masks: dict[str, Path], stems: list[str], name: str, long_side: int):
+    """Photos with their masks as alpha (and as their own foreground), long side at most ``long_side``."""
     from modnet_matting.train.data import CachedSet
 
-    data = CachedSet(name, [], [], [], [])
-    for stem in stems:
-        image, mask = read_image(images[stem]), cv2.imread(str(masks[stem]), cv2.IMREAD_GRAYSCALE)
-        scale = min(1.0, long_side / max(image.shape[:2]))
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        data.stems.append(stem)
-        data.images.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-        data.alphas.append(cv2.resize(mask, size, interpolation=cv2.INTER_AREA))
-        data.fgs.append(data.images[-1])
+    data = CachedSet(name, list(stems), [_read_limited(images[s], long_side) for s in stems],
+                     [_read_limited(masks[s], long_side, grey=True) for s in stems], [])
+    data.fgs = data.images
     return data
 
 
@@ -187,7 +190,7 @@ def distractor_set(shared: Path, datasets: dict[str, Dataset], count: int, work:
     scenes = []
     for folder in sorted((shared / "data" / "backgrounds").iterdir()):
         if folder.is_dir():
-            scenes += [_read_cached({k: v}, {k: v}, [k], "bg", 640).images[0] for k, v in _held_out(folder).items()]
+            scenes += [_read_limited(path, 640) for path in _held_out(folder).values()]
     built = distractor_validation(_read_cached(people["images"], people["masks"], sorted(people["images"]),
                                                "people", 640),
                                   _read_cached(frames, masks, held, "objects", 640), scenes, count)

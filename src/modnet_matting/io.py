@@ -60,9 +60,13 @@ def _decode_with_depth(img: Image.Image, source: str | os.PathLike | bytes) -> n
 
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is not None:  # a file's 16 bits are 0..65535 even when it is dark: scale here, not in the check
-            return to_rgb_uint8((arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8), color="BGR")
+        if arr is not None and arr.dtype == np.uint16:  # a file's 16 bits are 0..65535 even when it is dark:
+            return to_rgb_uint8(_uint16_to_uint8(arr), color="BGR")  # scale here, not in the array check
     return _pil_to_rgb(img)
+
+
+def _uint16_to_uint8(arr: np.ndarray) -> np.ndarray:
+    return (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
 
 
 def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
@@ -93,14 +97,14 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
     if arr.dtype == np.uint16:
-        if arr.size and arr.max() <= 255 and arr.max() > 0:
+        if 0 < (arr.max() if arr.size else 0) <= 255:
             raise ValueError("uint16 images span 0..65535, but this one never exceeds 255: "
                              "pass 0..255 data as uint8")
-        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        arr = _uint16_to_uint8(arr)
     elif arr.dtype.kind == "f":
-        peak = float(np.nanmax(arr)) if arr.size else 0.0
         if not np.isfinite(arr).all():
             raise ValueError("float image holds NaN or infinite values")
+        peak = float(arr.max()) if arr.size else 0.0
         if peak > 1.5:
             raise ValueError(f"float images are 0..1, but this one reaches {peak:.4g}: divide 0..255 data by 255 "
                              "or pass it as uint8")
