@@ -66,6 +66,25 @@ def test_panorama_network_input_is_bounded() -> None:
     assert width / height == pytest.approx(40_000 / 512, rel=0.1)
 
 
+@pytest.mark.parametrize("mode", ["reference", "short_side"])
+@pytest.mark.parametrize("size", [(8, 3_000_000), (3_000_000, 8), (40, 600_000), (1, 10**9), (33, 4_200_000)])
+def test_extreme_aspect_ratios_stay_under_the_pixel_cap(size: tuple[int, int], mode: str) -> None:
+    """Rounding the short side back up to one divisor once made a 8x3,000,000 strip run at 32x1,254,112."""
+    for cap in (2048 * 2048, 512 * 512, 32 * 32):
+        height, width = network_size(*size, Preprocess(resize_mode=mode), max_pixels=cap)
+        assert height * width <= cap and height % 32 == 0 and width % 32 == 0 and min(height, width) >= 32
+        assert height <= width if size[0] < size[1] else height >= width
+
+
+def test_a_long_strip_runs_at_the_capped_size(net: MODNet) -> None:
+    recording = Recording(TorchBackend(net, "cpu"))
+    predictor = Predictor(recording, WeightsConfig(), max_pixels=64 * 1024)
+    alpha = predictor.predict(np.zeros((8, 300_000, 3), np.uint8))
+    assert alpha.shape == (8, 300_000)
+    (_, _, height, width), = recording.shapes
+    assert height * width <= 64 * 1024
+
+
 @pytest.mark.parametrize("size", [(64, 96), (100, 77), (33, 250), (160, 128)])
 def test_alpha_has_the_input_size(predictor: Predictor, size: tuple[int, int]) -> None:
     alpha = predictor.predict(np.zeros((*size, 3), np.uint8))

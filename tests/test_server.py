@@ -326,6 +326,23 @@ def test_real_model_from_a_weights_file(random_weights, photo):
         assert test_client.get("/healthz").json()["images_run"] == 1
 
 
+def test_an_extreme_strip_runs_under_the_network_pixel_cap(random_weights):
+    """An 8x300,000 PNG is small on the wire; the network must still run at most max_pixels."""
+    model, config = load_weights(random_weights)
+    shapes: list[tuple[int, ...]] = []
+
+    class Recording(TorchBackend):
+        def run(self, batch):
+            shapes.append(batch.shape)
+            return super().run(batch)
+
+    predictor = Predictor(Recording(model, "cpu"), config, max_pixels=64 * 1024)
+    with TestClient(create_app(predictor=predictor)) as test_client:
+        response = test_client.post("/v1/matte?output=alpha", content=png_bytes(np.zeros((8, 300_000, 3), np.uint8)))
+    assert response.status_code == 200 and decode_png(response.content).shape == (8, 300_000)
+    assert shapes and all(height * width <= 64 * 1024 for *_, height, width in shapes)
+
+
 def test_create_app_loads_weights_once_by_path(random_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("MODNET_HOME", str(tmp_path))
     app = create_app(weights=random_weights, device="cpu", backend="torch", precision="fp32")

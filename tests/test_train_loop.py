@@ -281,6 +281,21 @@ def test_without_runs_the_schedule_continues_from_the_exported_weights(tmp_path:
     assert other.step == 0  # another run's weights are a starting point, not a position
 
 
+def test_init_weights_are_not_overwritten_by_backbone_weights(tmp_path: Path) -> None:
+    """A config keeps its backbone_weights for a first run; continuing from trained weights must keep their encoder."""
+    from modnet_matting.weights import save_weights
+
+    trainer = trainer_with_data(tiny_config(tmp_path))
+    trainer.run(max_steps=2)
+    exported = save_weights(trainer.ema, tmp_path / "w.safetensors", trainer.weights_config({"iou": 0.5}))
+    save_backbone(MODNet().backbone, tmp_path / "other_backbone.safetensors")  # a different, untrained encoder
+    fresh = trainer_with_data(tiny_config(tmp_path, "fresh", init_weights=str(exported),
+                                          backbone_weights=[str(tmp_path / "other_backbone.safetensors")]))
+    fresh.load_checkpoint()
+    key = "backbone.model.features.1.conv.0.weight"
+    assert torch.allclose(fresh.model.state_dict()[key], trainer.ema.state_dict()[key].float(), atol=1e-3)
+
+
 def test_ctrl_c_to_the_process_group_saves_a_checkpoint(tmp_path: Path) -> None:
     """Ctrl-C or `pkill` signals data workers too; the run must still save and exit cleanly."""
     import os

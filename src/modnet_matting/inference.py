@@ -38,8 +38,11 @@ def network_size(height: int, width: int, pre: Preprocess, max_pixels: int = DEF
 
     "reference": sizes with short side <= ref <= long side are kept, others have
     their short side scaled to ref. "short_side": always scale the short side.
-    Sides are floored to multiples of ``size_divisor`` (at least one divisor),
-    then scaled down if the area exceeds ``max_pixels``.
+    The area is then scaled down to ``max_pixels`` and the sides floored to multiples
+    of ``size_divisor``. A side cannot go below one divisor, so for extreme aspect
+    ratios (a 8x3,000,000 strip) the long side is shortened instead of the short side
+    being rounded back up: the network never runs above ``max_pixels``, at the price
+    of squeezing such an image (its matte is resized back to the image anyway).
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"image has no pixels ({height}x{width})")
@@ -55,7 +58,9 @@ def network_size(height: int, width: int, pre: Preprocess, max_pixels: int = DEF
     if out_h * out_w > max_pixels:
         shrink = (max_pixels / (out_h * out_w)) ** 0.5
         out_h, out_w = int(out_h * shrink), int(out_w * shrink)
-    return max(div, out_h - out_h % div), max(div, out_w - out_w % div)
+    out_h, out_w = max(div, out_h - out_h % div), max(div, out_w - out_w % div)
+    longest = max(div, max_pixels // min(out_h, out_w) // div * div)  # the other side's room under the cap
+    return (min(out_h, longest), out_w) if out_h > out_w else (out_h, min(out_w, longest))
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -278,7 +278,7 @@ class Trainer:
         tmp.replace(self.checkpoint_path)
 
     def load_checkpoint(self) -> bool:
-        """Resume from ``last.pt``; else start from ``init_weights`` if given."""
+        """Resume from ``last.pt``; else start from ``init_weights``; else load ``backbone_weights``."""
         if self.checkpoint_path.exists():
             state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
             mode = state.get("mode", "supervised")
@@ -311,6 +311,7 @@ class Trainer:
             self.ema.load_state_dict(model.state_dict())
             self.log(f"initialised from {self.cfg.init_weights}")
             self._continue_schedule(config.card)
+            return False  # a whole trained network: backbone_weights would overwrite its encoder
         if self.cfg.backbone_weights:
             self._load_backbone_weights()
         return False
