@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import make_portrait
 from modnet_matting import weights
@@ -111,6 +112,74 @@ def test_never_overwrites_an_input(tmp_path: Path, small_weights: Path, capsys) 
     assert "refusing to overwrite" in capsys.readouterr().err
     assert victim.read_bytes() == before
     assert (tmp_path / "photo.alpha.alpha.png").is_file()  # the other input was still matted
+
+
+def test_same_names_from_several_folders_keep_their_layout(tmp_path: Path, small_weights: Path, capsys) -> None:
+    """a/x/p.jpg and a/y/p.jpg once both wrote out/p.jpg.alpha.png: y's result silently replaced x's."""
+    write(tmp_path / "a" / "x" / "p.jpg", 0)
+    write(tmp_path / "a" / "y" / "p.jpg", 1)
+    out = tmp_path / "out"
+    for argv in ([str(tmp_path / "a" / "x" / "p.jpg"), str(tmp_path / "a" / "y" / "p.jpg")],
+                 [str(tmp_path / "a" / "**" / "*.jpg")]):
+        assert main(["matte", *argv, "-o", str(out), "--weights", str(small_weights)]) == 0
+        assert "matted 2 of 2" in capsys.readouterr().err
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["x/p.alpha.png", "y/p.alpha.png"]
+    alone = tmp_path / "alone"
+    for name in ("x", "y"):  # each output holds its own input's matte
+        assert main(["matte", str(tmp_path / "a" / name / "p.jpg"), "-o", str(alone / name),
+                     "--weights", str(small_weights)]) == 0
+        assert np.array_equal(read(out / name / "p.alpha.png"), read(alone / name / "p.alpha.png"))
+
+
+def test_two_folders_with_the_same_file_names(tmp_path: Path, small_weights: Path) -> None:
+    write(tmp_path / "day" / "p.jpg", 0)
+    write(tmp_path / "night" / "p.jpg", 1)
+    out = tmp_path / "out"
+    assert main(["matte", str(tmp_path / "day"), str(tmp_path / "night"), "-o", str(out),
+                 "--weights", str(small_weights)]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["day/p.alpha.png", "night/p.alpha.png"]
+
+
+def test_folder_mode_never_overwrites_a_users_file(tmp_path: Path, small_weights: Path, capsys) -> None:
+    """A real photo named y.cutout.png next to y.jpg was overwritten by y's cut-out (exit 0)."""
+    write(tmp_path / "y.jpg", 0)
+    photo = tmp_path / "y.cutout.png"
+    write(photo, 1)
+    before = photo.read_bytes()
+    assert main(["matte", str(tmp_path), "--output", "alpha,cutout", "--weights", str(small_weights)]) == 1
+    err = capsys.readouterr().err
+    assert f"refusing to overwrite the input {photo}" in err  # it is not one of ours, so it is an input here
+    assert photo.read_bytes() == before
+    assert (tmp_path / "y.cutout.alpha.png").is_file()
+    assert main(["matte", str(tmp_path / "y.jpg"), "--output", "alpha,cutout", "--weights", str(small_weights)]) == 1
+    assert "modnet did not write it (--overwrite replaces it)" in capsys.readouterr().err
+    assert photo.read_bytes() == before
+    assert main(["matte", str(tmp_path / "y.jpg"), "--output", "alpha,cutout", "--weights", str(small_weights),
+                 "--overwrite"]) == 0
+    assert read(photo).shape == (96, 80, 4)  # replaced only when asked
+
+
+def test_reruns_replace_their_own_outputs_and_list_them(tmp_path: Path, small_weights: Path, capsys) -> None:
+    write(tmp_path / "y.jpg", 0)
+    for _ in range(2):
+        assert main(["matte", str(tmp_path), "--output", "alpha,preview", "--weights", str(small_weights)]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {tmp_path / 'y.alpha.png'}: output of an earlier run" in err
+    assert f"skipped {tmp_path / 'y.preview.jpg'}: output of an earlier run" in err
+
+
+def test_gifs_and_output_like_names_are_matted_in_folders_and_globs(tmp_path: Path, small_weights: Path,
+                                                                   capsys) -> None:
+    """GIFs were ignored in folders and globs and x.alpha.jpg was passed over without a word."""
+    rgb = make_portrait(64, 48, seed=3)[0]
+    Image.fromarray(rgb).save(tmp_path / "anim.gif")
+    write(tmp_path / "x.alpha.jpg", 4)
+    (tmp_path / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["matte", str(tmp_path / "*.gif"), "-o", str(out), "--weights", str(small_weights)]) == 0
+    assert main(["matte", str(tmp_path), "-o", str(out), "--weights", str(small_weights)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["anim.alpha.png", "x.alpha.alpha.png"]
+    assert "ignored 1 file(s) whose suffix is not an image's" in capsys.readouterr().err
 
 
 def test_stdin_to_stdout_in_a_real_process(small_weights: Path) -> None:

@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import io as _io
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (  # noqa: F401 - the plugins register the allowed formats with Pillow
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image | bytes | bytearray | memoryview | _io.BufferedIOBase
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+#: The only formats decoded, whatever the suffix: Pillow identifies some 40 more (EPS among them, which
+#: runs Ghostscript), none of which a photo of a person needs. (Pillow's JPEG opener also reads MPO,
+#: the JPEG of many phone cameras.)
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+SUPPORTED_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+#: Written into every PNG (a tEXt chunk) and JPEG (a comment) we encode, so that a later run can tell
+#: its own outputs from a user's file of the same name and never overwrite the latter.
+OUTPUT_MARKER = b"modnet-matting"
 
 
 class ImageReadError(ValueError):
@@ -34,22 +54,27 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def open_image(source: str | os.PathLike | bytes) -> Image.Image:
+    """Pillow's lazy image (header read, pixels not yet) for one of ``IMAGE_FORMATS`` only.
+
+    Raises ``UnidentifiedImageError`` for anything else; callers use it to probe a size before decoding.
+    """
+    return Image.open(_io.BytesIO(source) if isinstance(source, bytes) else source, formats=IMAGE_FORMATS)
+
+
 def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated.
 
     ``name`` is how errors refer to bytes input (default "bytes"; the server says "upload").
     """
     try:
-        if isinstance(source, bytes):
-            with Image.open(_io.BytesIO(source)) as img:
-                img.load()
-                return _decode_with_depth(img, source)
-        with Image.open(source) as img:
+        with open_image(source) as img:
             img.load()
             return _decode_with_depth(img, source)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         name = (name or "bytes") if isinstance(source, bytes) else str(source)
-        reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        reason = (f"not a supported image format ({SUPPORTED_FORMATS})" if isinstance(exc, UnidentifiedImageError)
+                  else str(exc))
         raise ImageReadError(f"cannot read image {name}: {reason}") from None
 
 
@@ -133,7 +158,7 @@ def encode_png(array: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr))
     if not ok:
         raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+    return _mark(buf.tobytes())
 
 
 def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
@@ -152,7 +177,39 @@ def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> 
     ok, buf = cv2.imencode(suffix, np.ascontiguousarray(arr), params)
     if not ok:
         raise ValueError(f"cannot encode {suffix}")
-    return buf.tobytes()
+    return _mark(buf.tobytes())
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = b"tEXt" + b"Software\x00" + OUTPUT_MARKER
+_PNG_MARK = struct.pack(">I", len(_PNG_TEXT) - 4) + _PNG_TEXT + struct.pack(">I", zlib.crc32(_PNG_TEXT))
+_JPEG_MARK = b"\xff\xfe" + struct.pack(">H", len(OUTPUT_MARKER) + 2) + OUTPUT_MARKER
+
+
+def _mark(data: bytes) -> bytes:
+    """Insert ``OUTPUT_MARKER`` as a PNG tEXt chunk after IHDR, or a JPEG comment after the JFIF header.
+
+    Other formats are returned as they are (nothing we scan for outputs writes them).
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        end_of_ihdr = len(_PNG_SIGNATURE) + 8 + struct.unpack(">I", data[8:12])[0] + 4
+        return data[:end_of_ihdr] + _PNG_MARK + data[end_of_ihdr:]
+    if data.startswith(b"\xff\xd8"):
+        at = 2 + (2 + struct.unpack(">H", data[4:6])[0] if data[2:4] == b"\xff\xe0" else 0)
+        return data[:at] + _JPEG_MARK + data[at:]
+    return data
+
+
+def is_marked_output(path: str | os.PathLike) -> bool:
+    """True if the file was written by this package (its marker sits in the first bytes of the file)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return False
+    return (head.startswith(_PNG_SIGNATURE) and _PNG_MARK in head) or (
+        head.startswith(b"\xff\xd8") and _JPEG_MARK in head
+    )
 
 
 def _umask() -> int:

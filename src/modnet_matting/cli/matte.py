@@ -3,23 +3,27 @@
 Inputs are files, folders (``--recursive`` for subfolders), globs, or ``-`` for
 stdin. Outputs go next to each input, or under ``-o DIR`` (keeping a folder
 input's subfolders), named ``<stem>.alpha.png``, ``<stem>.cutout.png``,
-``<stem>.composite.jpg|png`` and ``<stem>.preview.jpg``. A bad file is reported
-and skipped; the exit code is 1 if any failed.
+``<stem>.composite.jpg|png`` and ``<stem>.preview.jpg``; same-named inputs from
+several folders keep their folders' layout under ``-o``. Inputs are never
+overwritten, nor files modnet did not write (unless ``--overwrite``). A bad file
+is reported and skipped, every file passed over is listed, and the exit code is
+1 if any failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..io import IMAGE_SUFFIXES, ImageReadError, alpha_to_uint, encode_png, read_image, save_image
+from ..io import IMAGE_SUFFIXES, ImageReadError, alpha_to_uint, encode_png, is_marked_output, read_image, save_image
 from .main import CLIError
 from .options import add_model_options, load_predictor
 
@@ -73,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bit depth of alpha and cut-out PNGs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files at output names that modnet did not write (inputs are never replaced)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -85,68 +94,104 @@ def parse_outputs(text: str) -> list[str]:
 
 
 def _is_our_output(path: Path) -> bool:
-    """Outputs of an earlier run in a scanned folder must not be matted again."""
-    return any(path.stem.endswith(f".{kind}") for kind in OUTPUTS)
+    """An earlier run's output (named like one and carrying our marker) is not matted again.
+
+    A user's photo that only happens to be named ``x.alpha.jpg`` has no marker and is matted.
+    """
+    return any(path.stem.endswith(f".{kind}") for kind in OUTPUTS) and is_marked_output(path)
 
 
-def _is_image_name(path: Path) -> bool:
-    """An image by its suffix, not hidden (our temporary files are), not one of our outputs."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and not _is_our_output(path)
+@dataclass
+class Scan:
+    """What the arguments expand to: jobs, failures, and files passed over with the reason."""
+
+    jobs: list[Job] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    not_images: int = 0
+
+    def consider(self, file: Path, out_dir: Path | None) -> None:
+        """A file met while scanning a folder or glob: a job, a listed skip, or a non-image."""
+        if file.name.startswith("."):
+            return  # hidden files, our temporary files among them
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            self.not_images += 1
+        elif _is_our_output(file):
+            self.skipped.append((str(file), "output of an earlier run"))
+        else:
+            self.jobs.append(Job(file, file.parent if out_dir is None else out_dir, file.stem, str(file)))
 
 
-def _scan(folder: Path, recursive: bool) -> list[Path]:
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(path for path in pattern if path.is_file() and _is_image_name(path))
+def _scan_folder(scan: Scan, folder: Path, out_dir: Path | None, recursive: bool) -> bool:
+    """Add a folder's images to ``scan``; False if it held none to matte."""
+    before = len(scan.jobs)
+    for file in sorted(folder.rglob("*") if recursive else folder.glob("*")):
+        if file.is_file():
+            target = None if out_dir is None else out_dir / file.parent.relative_to(folder)
+            scan.consider(file, target)
+    return len(scan.jobs) > before
 
 
-def _jobs_for_path(path: Path, out_dir: Path | None, recursive: bool) -> list[Job]:
-    if path.is_dir():
-        jobs = []
-        for file in _scan(path, recursive):
-            target = file.parent if out_dir is None else out_dir / file.parent.relative_to(path)
-            jobs.append(Job(file, target, file.stem, str(file)))
-        return jobs
-    return [Job(path, path.parent if out_dir is None else out_dir, path.stem, str(path))]
-
-
-def collect_jobs(inputs: list[str], out_dir: Path | None, recursive: bool) -> tuple[list[Job], list[tuple[str, str]]]:
-    """Expand arguments into jobs; arguments that match nothing become failures."""
-    jobs: list[Job] = []
-    failures: list[tuple[str, str]] = []
+def collect_jobs(inputs: list[str], out_dir: Path | None, recursive: bool) -> Scan:
+    """Expand arguments into jobs with unique outputs; arguments that match nothing become failures."""
+    scan = Scan()
     for text in inputs:
         if text == STDIN:
-            jobs.append(Job(None, out_dir, "stdin", "stdin"))
+            scan.jobs.append(Job(None, out_dir, "stdin", "stdin"))
             continue
         path = Path(text).expanduser()
-        if path.exists():
-            found = _jobs_for_path(path, out_dir, recursive)
-            if not found:
-                failures.append((text, "no images in this folder"))
-            jobs.extend(found)
+        if path.is_dir():
+            if not _scan_folder(scan, path, out_dir, recursive):
+                scan.failures.append((text, "no images to matte in this folder"))
+        elif path.exists():  # named explicitly: matted whatever its name or suffix
+            scan.jobs.append(Job(path, path.parent if out_dir is None else out_dir, path.stem, str(path)))
         elif any(char in text for char in "*?["):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
-            matches = [m for m in matches if m.is_dir() or _is_image_name(m)]
-            if not matches:
-                failures.append((text, "no files match this pattern"))
-            for match in matches:
-                jobs.extend(_jobs_for_path(match, out_dir, recursive))
+            before = len(scan.jobs)
+            for match in sorted(Path(m) for m in glob.glob(text, recursive=True)):
+                if match.is_dir():
+                    _scan_folder(scan, match, out_dir, recursive)
+                elif match.is_file():
+                    scan.consider(match, out_dir)
+            if len(scan.jobs) == before:
+                scan.failures.append((text, "no images to matte match this pattern"))
         else:
-            failures.append((text, "no such file or folder"))
-    return _dedupe(jobs), failures
+            scan.failures.append((text, "no such file or folder"))
+    scan.jobs = unique_outputs(scan.jobs)
+    return scan
 
 
-def _dedupe(jobs: list[Job]) -> list[Job]:
-    """Drop repeated inputs; give ``a.jpg`` and ``a.png`` in one folder distinct output names."""
+def unique_outputs(jobs: list[Job]) -> list[Job]:
+    """Drop repeated inputs and give every remaining input its own output names.
+
+    Same-named inputs from different folders keep those folders' layout under the output
+    folder (``a/x/p.jpg`` and ``a/y/p.jpg`` -> ``out/x/p.alpha.png``, ``out/y/p.alpha.png``);
+    ``p.jpg`` and ``p.png`` in one folder become ``p.jpg.alpha.png`` and ``p.png.alpha.png``.
+    """
     unique: dict[object, Job] = {}
     for job in jobs:
-        key = job.source.resolve() if job.source is not None else STDIN
-        unique.setdefault(key, job)
+        unique.setdefault(job.source.resolve() if job.source is not None else STDIN, job)
     jobs = list(unique.values())
+    groups: dict[tuple[Path | None, str], list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault((job.out_dir, job.stem), []).append(index)
+    for members in groups.values():
+        parents = {jobs[i].source.resolve().parent for i in members if jobs[i].source is not None}
+        if len(parents) > 1:
+            common = Path(os.path.commonpath(parents))
+            for i in members:
+                job = jobs[i]
+                if job.source is not None and job.out_dir is not None:
+                    jobs[i] = replace(job, out_dir=job.out_dir / job.source.resolve().parent.relative_to(common))
     clashes = Counter((job.out_dir, job.stem) for job in jobs)
-    return [
+    jobs = [
         replace(job, stem=job.source.name) if job.source is not None and clashes[(job.out_dir, job.stem)] > 1 else job
         for job in jobs
     ]
+    left = [key for key, count in Counter((job.out_dir, job.stem) for job in jobs).items() if count > 1]
+    if left:
+        out_dir, stem = left[0]
+        raise CLIError(f"several inputs would write {out_dir}/{stem}.*: matte them into different -o folders")
+    return jobs
 
 
 def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None, args: argparse.Namespace):
@@ -162,14 +207,23 @@ def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None,
     return compose.preview(rgb, alpha, fg)
 
 
+def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: bool) -> None:
+    """Inputs are never overwritten; a file that an earlier run did not write only with ``--overwrite``."""
+    if job.out_dir is None:
+        return
+    for kind in kinds:
+        target = job.target(kind)
+        if target.resolve() in protected:
+            raise ValueError(f"refusing to overwrite the input {target}")
+        if target.exists() and not overwrite and not is_marked_output(target):
+            raise ValueError(f"refusing to overwrite {target}: modnet did not write it (--overwrite replaces it)")
+
+
 def process(job: Job, kinds: list[str], predictor, args: argparse.Namespace, protected: set[Path]) -> None:
     """Matte one image and write its outputs (atomically), or its first output to stdout."""
     from ..compose import estimate_foreground
 
-    if job.out_dir is not None:
-        for kind in kinds:
-            if job.target(kind).resolve() in protected:
-                raise ValueError(f"refusing to overwrite the input {job.target(kind)}")
+    check_targets(job, kinds, protected, args.overwrite)
     if job.source is None:
         rgb = read_image(sys.stdin.buffer.read(), name="stdin")
     else:
@@ -200,7 +254,13 @@ def run(args: argparse.Namespace) -> int:
         args.background_spec = parse_background(args.background) if "composite" in kinds else None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    jobs, failures = collect_jobs(args.inputs, args.out_dir, args.recursive)
+    scan = collect_jobs(args.inputs, args.out_dir, args.recursive)
+    jobs, failures = scan.jobs, scan.failures
+    for name, why in scan.skipped:
+        print(f"modnet: skipped {name}: {why}", file=sys.stderr)
+    if scan.not_images:
+        print(f"modnet: ignored {scan.not_images} file(s) whose suffix is not an image's "
+              f"({', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
     if not jobs:
         raise CLIError("no images to matte: " + "; ".join(f"{name}: {why}" for name, why in failures))
     for name, why in failures:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 
-from ..io import IMAGE_SUFFIXES, ImageReadError, atomic_write, read_image, save_image
+from ..io import IMAGE_SUFFIXES, ImageReadError, atomic_write, open_image, read_image, save_image
 
 
 @dataclass
@@ -61,7 +61,7 @@ def stable_seed(*parts: object) -> int:
 def _read_rgba(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """RGB and alpha of a cut-out; ``io.read_image`` drops alpha on purpose, so PIL is used here."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img = ImageOps.exif_transpose(img)
             if "A" not in img.getbands():
                 raise ImageReadError(f"{path} has no alpha channel; pass --alpha DIR with the mattes")

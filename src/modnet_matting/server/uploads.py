@@ -10,7 +10,6 @@ claims huge dimensions (a decompression bomb) costs no memory.
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,10 +20,10 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ..io import read_image
+from ..io import SUPPORTED_FORMATS, open_image, read_image
 from .errors import ApiError
 
-SUPPORTED = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+SUPPORTED = SUPPORTED_FORMATS
 #: Smaller images are refused (422): there is no portrait to matte, and foreground
 #: estimation cannot solve a single pixel.
 MIN_SIDE = 8
@@ -103,7 +102,7 @@ def probe_size(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with open_image(data) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
         raise ApiError(413, "too_many_pixels", f"{what} has too many pixels") from None

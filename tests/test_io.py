@@ -1,0 +1,68 @@
+"""The image reader's format allow-list and the marker on the files we write."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from modnet_matting.io import ImageReadError, encode_image, is_marked_output, read_image, save_image
+
+RGB = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+
+
+def _pil_bytes(fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(RGB).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "TIFF", "WEBP"])
+def test_lossless_formats_read_exactly(fmt: str) -> None:
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    assert np.array_equal(read_image(_pil_bytes(fmt, **options)), RGB)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "MPO"])
+def test_lossy_and_palette_formats_read(fmt: str) -> None:
+    options = {"save_all": True, "append_images": [Image.fromarray(RGB[::-1])]} if fmt == "MPO" else {}
+    assert read_image(_pil_bytes(fmt, **options)).shape == RGB.shape
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "PPM", "TGA", "ICO"])
+def test_formats_outside_the_allow_list_are_refused_whatever_the_name(fmt: str, tmp_path: Path) -> None:
+    """EPS would run Ghostscript where it is installed; the suffix must not smuggle it in."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_pil_bytes(fmt))
+    with pytest.raises(ImageReadError, match="not a supported image format"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_our_files_carry_the_marker_and_stay_standard(suffix: str, tmp_path: Path) -> None:
+    path = save_image(tmp_path / f"out{suffix}", RGB)
+    assert is_marked_output(path)
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:, :, ::-1]
+    with Image.open(path) as img:
+        assert np.array_equal(np.asarray(img.convert("RGB")), decoded)  # both decoders agree
+    if suffix == ".png":
+        assert np.array_equal(decoded, RGB)
+
+
+def test_a_16_bit_png_keeps_its_depth_with_the_marker(tmp_path: Path) -> None:
+    alpha = np.random.default_rng(1).integers(0, 65536, (10, 12), dtype=np.uint16)
+    path = tmp_path / "a.png"
+    path.write_bytes(encode_image(alpha, ".png"))
+    assert is_marked_output(path) and np.array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), alpha)
+
+
+def test_other_peoples_files_are_not_marked(tmp_path: Path) -> None:
+    for fmt, suffix in (("PNG", ".png"), ("JPEG", ".jpg")):
+        path = tmp_path / f"photo{suffix}"
+        path.write_bytes(_pil_bytes(fmt))
+        assert not is_marked_output(path)
+    assert not is_marked_output(tmp_path / "missing.png")
