@@ -182,6 +182,22 @@ def test_gifs_and_output_like_names_are_matted_in_folders_and_globs(tmp_path: Pa
     assert "ignored 1 file(s) whose suffix is not an image's" in capsys.readouterr().err
 
 
+def test_an_extreme_strip_runs_under_the_network_pixel_cap(tmp_path: Path, small_weights: Path, monkeypatch) -> None:
+    """An 8 x 300,000 strip once ran the network at 32 x 125,000+: the cap did not hold for thin images."""
+    from modnet_matting import inference
+
+    shapes: list[tuple[int, ...]] = []
+    run = inference.TorchBackend.run
+    monkeypatch.setattr(inference.TorchBackend, "run",
+                        lambda self, batch: shapes.append(batch.shape) or run(self, batch))
+    strip = tmp_path / "strip.png"
+    strip.write_bytes(encode_png(np.full((8, 300_000, 3), 128, np.uint8)))
+    out = tmp_path / "out"
+    assert main(["matte", str(strip), "-o", str(out), "--weights", str(small_weights), "--backend", "torch"]) == 0
+    assert read(out / "strip.alpha.png").shape == (8, 300_000)
+    assert shapes and all(h * w <= inference.DEFAULT_MAX_PIXELS for *_, h, w in shapes)
+
+
 def test_stdin_to_stdout_in_a_real_process(small_weights: Path) -> None:
     rgb = make_portrait(72, 56)[0]
     result = subprocess.run(

@@ -39,6 +39,26 @@ def test_cutout_removes_green_fringe_from_soft_hair(max_pixels: int) -> None:
     assert np.array_equal(rgba[..., 3], (alpha * 255 + 0.5).astype(np.uint8))
 
 
+def test_banded_upsampling_matches_a_whole_image_resize() -> None:
+    """The refinement works band by band (bounded memory); each band must equal that slice of cv2.resize."""
+    import cv2
+
+    small = np.random.default_rng(0).random((37, 29, 3)).astype(np.float32)
+    whole = cv2.resize(small, (301, 257), interpolation=cv2.INTER_LINEAR)
+    bands = [compose._upsample_rows(small, 301, 257, top, min(64, 257 - top)) for top in range(0, 257, 64)]
+    assert np.abs(np.concatenate(bands) - whole).max() < 2e-2 * np.ptp(small)  # warpAffine's 1/32-pixel grid
+
+
+def test_large_images_are_refined_in_bands(monkeypatch) -> None:
+    image, alpha = green_screen_hair(300, 240)
+    reference = compose.estimate_foreground(image, alpha, max_pixels=5000)
+    monkeypatch.setattr(compose, "_BAND_ROWS", 7)  # many bands, one not full
+    banded = compose.estimate_foreground(image, alpha, max_pixels=5000)
+    assert np.array_equal(banded, reference)  # band boundaries leave no seam
+    opaque = alpha >= 1
+    assert np.array_equal(banded[opaque], image[opaque] / np.float32(255.0))
+
+
 def test_foreground_keeps_opaque_pixels_exactly(portrait) -> None:
     image, alpha = portrait
     fg = compose.estimate_foreground(image, alpha)
@@ -70,7 +90,14 @@ def test_parse_color(text: str, rgb: tuple[int, int, int]) -> None:
     assert compose.parse_background(text).color == rgb
 
 
-@pytest.mark.parametrize("text", ["nocolour", "1,2", "300,0,0", "a,b,c"])
+@pytest.mark.parametrize("text", ["#00ff0080", "rgba(0, 255, 0, 128)"])
+def test_a_colour_with_alpha_is_refused_not_flattened(text: str) -> None:
+    """'#00ff0080' was read as opaque green: the alpha the user asked for was dropped silently."""
+    with pytest.raises(ValueError, match="has an alpha channel"):
+        compose.parse_color(text)
+
+
+@pytest.mark.parametrize("text", ["nocolour", "1,2", "300,0,0", "a,b,c", "#00ff0080"])
 def test_bad_background_is_a_readable_error(text: str) -> None:
     with pytest.raises(ValueError, match="not 'blur', an image file"):
         compose.parse_background(text)

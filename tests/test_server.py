@@ -162,13 +162,17 @@ def test_json_output_has_every_image_as_base64(client, photo):
 
 
 def test_two_backgrounds_at_once_are_refused(client, photo):
-    response = client.post("/v1/matte?color=red&blur=true", content=png_bytes(photo))
+    response = client.post("/v1/matte?output=composite&color=red&blur=true", content=png_bytes(photo))
     assert response.status_code == 422 and error_of(response) == "ambiguous_background"
 
 
 @pytest.mark.parametrize(
     ("query", "code"),
-    [("?output=gif", "invalid_parameter"), ("?color=notacolour", "bad_color"), ("?blur=maybe", "invalid_parameter")],
+    [
+        ("?output=gif", "invalid_parameter"),
+        ("?output=composite&color=notacolour", "bad_color"),
+        ("?blur=maybe", "invalid_parameter"),
+    ],
 )
 def test_bad_parameters_are_422_with_a_json_error(client, photo, query, code):
     response = client.post(f"/v1/matte{query}", content=png_bytes(photo))
@@ -210,8 +214,51 @@ def test_tiny_image_is_422(client):
 
 
 def test_multipart_without_a_file_field_is_422(client, photo):
-    response = client.post("/v1/matte", files={"photo": ("a.png", png_bytes(photo), "image/png")})
+    response = client.post("/v1/matte", files={"background": ("a.png", png_bytes(photo), "image/png")})
     assert response.status_code == 422 and error_of(response) == "no_image"
+
+
+def _form(*parts: tuple[str, str | None, bytes], boundary: str = "b0undary") -> tuple[bytes, dict]:
+    """A multipart body built by hand, so parts without a filename and broken bodies can be sent."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.parametrize("size", [(96, 80), (700, 600)])  # the larger one is over 1 MB as BMP
+def test_a_part_without_a_filename_is_the_image_bytes(client, photo, size):
+    """curl -F 'file=<photo.jpg' sends no filename: it was decoded as text (415, or 400 above 1 MB)."""
+    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8) if size != (96, 80) else photo
+    body, headers = _form(("file", None, png_bytes(image, "BMP")))
+    response = client.post("/v1/matte?output=alpha", content=body, headers=headers)
+    assert response.status_code == 200
+    with_name = post_photo(client, png_bytes(image, "BMP"), "?output=alpha")
+    assert response.content == with_name.content
+
+
+@pytest.mark.parametrize(
+    ("parts", "cut", "status", "code"),
+    [
+        ([("file", "a.png", b"PHOTO")], 40, 400, "bad_multipart"),  # truncated mid-part
+        ([("file", "a.png", b"PHOTO"), ("file", "b.png", b"PHOTO")], 0, 422, "duplicate_field"),
+        ([("file", "a.png", b"PHOTO"), ("mask", "m.png", b"PHOTO")], 0, 422, "unknown_field"),
+    ],
+)
+def test_broken_or_conflicting_forms_are_refused(client, photo, parts, cut, status, code):
+    parts = [(name, filename, png_bytes(photo) if data == b"PHOTO" else data) for name, filename, data in parts]
+    body, headers = _form(*parts)
+    response = client.post("/v1/matte", content=body[: len(body) - cut], headers=headers)
+    assert response.status_code == status and error_of(response) == code
+
+
+@pytest.mark.parametrize("query", ["?output=alpha&color=red", "?output=cutout&blur=true"])
+def test_a_background_with_an_output_that_has_none_is_refused(client, photo, query):
+    response = client.post(f"/v1/matte{query}", content=png_bytes(photo))
+    assert response.status_code == 422 and error_of(response) == "unused_background"
+    upload = post_photo(client, png_bytes(photo), "?output=alpha", background=png_bytes(photo))
+    assert upload.status_code == 422 and error_of(upload) == "unused_background"
 
 
 def test_background_that_is_not_an_image_is_415(client, photo):
@@ -380,6 +427,16 @@ def test_page_and_its_assets_are_served_locally(client):
             assert not re.search(r"https?://", served.text), f"{asset} refers to another site"
 
 
+def test_openapi_spec_is_valid(client):
+    """It referenced a MatteResult schema that did not exist."""
+    from openapi_spec_validator import validate
+
+    spec = client.get("/openapi.json").json()
+    validate(spec)
+    result = spec["components"]["schemas"]["MatteResult"]
+    assert {"width", "height", "alpha", "cutout", "composite"} <= set(result["properties"])
+
+
 def test_openapi_documents_the_upload(client):
     spec = client.get("/openapi.json").json()
     operation = spec["paths"]["/v1/matte"]["post"]
@@ -416,9 +473,23 @@ def test_serve_on_a_busy_port_is_a_one_line_error(random_weights, capsys):
     assert code == 2 and "cannot listen" in err and err.count("\n") == 1
 
 
-def test_serve_rejects_bad_limits(capsys):
-    assert main(["serve", "--max-upload-mb", "0"]) == 2
-    assert "--max-upload-mb" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "option", ["--max-upload-mb", "--max-pixels-in-flight", "--max-connections", "--keep-alive", "--shutdown-timeout"]
+)
+def test_serve_rejects_bad_limits(capsys, option):
+    assert main(["serve", option, "0"]) == 2
+    assert f"{option} must be" in capsys.readouterr().err
+
+
+def test_serve_hands_its_connection_limits_to_uvicorn(random_weights, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    argv = ["serve", "--weights", str(random_weights), "--port", "0", "--max-connections", "7", "--keep-alive", "2",
+            "--shutdown-timeout", "3", "--backend", "torch"]
+    assert main(argv) == 0
+    assert (seen["limit_concurrency"], seen["timeout_keep_alive"], seen["timeout_graceful_shutdown"]) == (7, 2, 3)
 
 
 def test_static_files_ship_with_the_package():

@@ -45,32 +45,57 @@ def estimate_foreground(
     ``image`` is RGB uint8 (or float in [0, 1]), ``alpha`` float in [0, 1] at the
     same size. Large images are solved at about ``max_pixels`` and then refined
     per pixel with the full-resolution alpha (one step towards satisfying the
-    compositing equation), which keeps strand-level detail. Opaque pixels keep
-    their original colour exactly.
+    compositing equation), which keeps strand-level detail. The refinement runs in
+    bands of rows, so besides the result it needs memory for one band only, and
+    the solve is bounded by ``max_pixels``: the cost stays linear in the pixels
+    whatever the image size. Opaque pixels keep their original colour exactly.
     """
     from pymatting import estimate_foreground_ml  # numba JIT: import only when needed
 
-    rgb = _as_float_rgb(image)
     a = np.clip(alpha.astype(np.float32), 0.0, 1.0)
     height, width = a.shape
     if height * width <= max_pixels:
-        fg = estimate_foreground_ml(rgb.astype(np.float64), a.astype(np.float64)).astype(np.float32)
-    else:
-        scale = (max_pixels / (height * width)) ** 0.5
-        small_h, small_w = max(1, int(height * scale)), max(1, int(width * scale))
-        fg_small, bg_small = estimate_foreground_ml(
-            _resize(rgb, small_h, small_w).astype(np.float64),
-            _resize(a, small_h, small_w).astype(np.float64),
-            return_background=True,
-        )
-        fg_up = _resize(fg_small.astype(np.float32), height, width)
-        bg_up = _resize(bg_small.astype(np.float32), height, width)
-        a3 = a[..., None]
-        fg = fg_up + a3 * (rgb - a3 * fg_up - (1.0 - a3) * bg_up)
-    fg = np.clip(fg, 0.0, 1.0)
-    opaque = a >= 1.0
-    fg[opaque] = rgb[opaque]
+        rgb = _as_float_rgb(image)
+        fg = np.clip(estimate_foreground_ml(rgb.astype(np.float64), a.astype(np.float64)).astype(np.float32), 0, 1)
+        opaque = a >= 1.0
+        fg[opaque] = rgb[opaque]
+        return fg
+    scale = (max_pixels / (height * width)) ** 0.5
+    small_h, small_w = max(1, int(height * scale)), max(1, int(width * scale))
+    fg_small, bg_small = estimate_foreground_ml(
+        _as_float_rgb(_resize(image, small_h, small_w)).astype(np.float64),
+        _resize(a, small_h, small_w).astype(np.float64),
+        return_background=True,
+    )
+    fg_small, bg_small = fg_small.astype(np.float32), bg_small.astype(np.float32)
+    fg = np.empty((height, width, 3), np.float32)
+    for top in range(0, height, _BAND_ROWS):
+        rows = slice(top, min(height, top + _BAND_ROWS))
+        rgb = _as_float_rgb(image[rows])
+        a3 = a[rows, :, None]
+        band = _upsample_rows(fg_small, width, height, top, rgb.shape[0])
+        band += a3 * (rgb - a3 * band - (1.0 - a3) * _upsample_rows(bg_small, width, height, top, rgb.shape[0]))
+        np.clip(band, 0.0, 1.0, out=band)
+        opaque = a[rows] >= 1.0
+        band[opaque] = rgb[opaque]
+        fg[rows] = band
     return fg
+
+
+#: Rows per band of the full-resolution refinement: a 6000-pixel-wide band is about 18 MB per array.
+_BAND_ROWS = 256
+
+
+def _upsample_rows(small: np.ndarray, width: int, height: int, top: int, rows: int) -> np.ndarray:
+    """Rows ``top .. top + rows`` of ``small`` bilinearly resized to ``height x width``, computed alone.
+
+    The same pixel-centre mapping as ``cv2.resize`` (source = (dest + 0.5) * scale - 0.5, edges
+    replicated), as an affine warp whose output is only the band.
+    """
+    sx, sy = small.shape[1] / width, small.shape[0] / height
+    matrix = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, (top + 0.5) * sy - 0.5]])
+    return cv2.warpAffine(small, matrix, (width, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _to_uint(values: np.ndarray, bits: int) -> np.ndarray:
@@ -155,6 +180,8 @@ def parse_color(text: str) -> tuple[int, int, int]:
         rgb = ImageColor.getrgb(value)
     except ValueError:
         raise ValueError(f"{text!r} is not a colour name, #hex or r,g,b") from None
+    if len(rgb) == 4:  # "#00ff0080", "rgba(...)": a background is opaque, so dropping it would mislead
+        raise ValueError(f"colour {text!r} has an alpha channel; a background colour is opaque (#rrggbb)")
     return int(rgb[0]), int(rgb[1]), int(rgb[2])
 
 

@@ -35,15 +35,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-batch", type=int, default=None, help="images batched into one network call (default: 8 on a GPU, else 1)"
     )
     parser.add_argument("--queue-size", type=int, default=64, help="queued images before 503 (default: 64)")
+    parser.add_argument(
+        "--max-pixels-in-flight", type=int, default=50_000_000,
+        help="pixels of all requests worked on at once; more wait (default: 5e7, about 1.5 GB)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, default=256, help="open connections per worker before 503 (default: 256)"
+    )
+    parser.add_argument(
+        "--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open (default: 5)"
+    )
+    parser.add_argument(
+        "--shutdown-timeout", type=float, default=10.0,
+        help="seconds SIGTERM waits for requests in flight before closing them (default: 10)",
+    )
     parser.set_defaults(func=run)
 
 
 def _options(args: argparse.Namespace) -> dict:
-    for name in ("workers", "max_pixels", "max_batch", "queue_size"):
+    for name in ("workers", "max_pixels", "max_batch", "queue_size", "max_pixels_in_flight", "max_connections"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.max_upload_mb <= 0 or args.timeout <= 0:
-        raise CLIError("--max-upload-mb and --timeout must be positive")
+    for name in ("max_upload_mb", "timeout", "keep_alive", "shutdown_timeout"):
+        if getattr(args, name) <= 0:
+            raise CLIError(f"--{name.replace('_', '-')} must be positive")
     return {
         "weights": args.weights,
         "device": args.device,
@@ -54,6 +69,16 @@ def _options(args: argparse.Namespace) -> dict:
         "timeout_s": args.timeout,
         "max_batch": args.max_batch,
         "queue_size": args.queue_size,
+        "max_pixels_in_flight": args.max_pixels_in_flight,
+    }
+
+
+def _uvicorn_limits(args: argparse.Namespace) -> dict:
+    """Connections, idle keep-alive and shutdown are uvicorn's to bound."""
+    return {
+        "limit_concurrency": args.max_connections,
+        "timeout_keep_alive": args.keep_alive,
+        "timeout_graceful_shutdown": args.shutdown_timeout,
     }
 
 
@@ -87,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     if args.workers == 1:
         app = create_app(**options)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **_uvicorn_limits(args))
         return 0
     from ..inference import load_model
 
@@ -96,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads})
     uvicorn.run(
-        "modnet_matting.server.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers
+        "modnet_matting.server.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+        **_uvicorn_limits(args),
     )
     return 0

@@ -29,13 +29,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..inference import Predictor, load_model
 from ..weights import DEFAULT_WEIGHTS
+from .admission import ClientGone, PixelBudget, unless_disconnected
 from .batcher import MicroBatcher, QueueFullError
 from .errors import ApiError, error_response
 from .render import choose_background, render
-from .uploads import SUPPORTED, Upload, decode, read_body, split_upload
+from .uploads import SUPPORTED, Upload, decode, probe_size, read_body, split_upload
 
 DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
-DEFAULT_MAX_PIXELS = 25_000_000
+#: The largest photo (or background) a request may send, from its header; not the network's input
+#: size, which ``inference`` caps separately.
+DEFAULT_MAX_IMAGE_PIXELS = 25_000_000
+#: Pixels of all requests being worked on at once (about 30 bytes each: ~1.5 GB at the default).
+DEFAULT_MAX_PIXELS_IN_FLIGHT = 50_000_000
 DEFAULT_TIMEOUT_S = 60.0
 
 Output = Literal["alpha", "cutout", "composite", "json"]
@@ -47,8 +52,9 @@ class Limits:
     """What one request may cost."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    max_pixels_in_flight: int = DEFAULT_MAX_PIXELS_IN_FLIGHT
 
 
 class MatteResult(BaseModel):
@@ -101,10 +107,14 @@ _RESPONSES: dict[int | str, dict] = {
         "description": "PNG for output=alpha (grey), cutout (RGBA) or composite (RGB); JSON for output=json.",
         "content": {**_PNG, "application/json": {"schema": {"$ref": "#/components/schemas/MatteResult"}}},
     },
-    400: error_response("Malformed multipart body."),
+    400: error_response("Malformed or truncated multipart body."),
     413: error_response("Upload larger than the byte limit, or an image with more pixels than allowed."),
     415: error_response("The upload is not an image."),
-    422: error_response("Invalid parameter, missing image, or a damaged image."),
+    422: error_response(
+        "Invalid parameter, missing image, a damaged image, an unknown or repeated form field, "
+        "or a background with an output that has none."
+    ),
+    408: error_response("The request body did not arrive within the server's timeout."),
     500: error_response("Unexpected server error (logged); the server keeps serving."),
     503: error_response("Too many requests queued; retry later."),
     504: error_response("The request took longer than the server's timeout."),
@@ -122,8 +132,9 @@ def create_app(
     backend: str = "auto",
     precision: str = "auto",
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_pixels_in_flight: int = DEFAULT_MAX_PIXELS_IN_FLIGHT,
     max_batch: int | None = None,
     max_wait_ms: float = 10.0,
     queue_size: int = 64,
@@ -143,7 +154,7 @@ def create_app(
     else:
         weights_label = _weights_label(predictor)
         max_batch = max_batch or default_max_batch(predictor)
-    limits = Limits(max_upload_bytes, max_pixels, timeout_s)
+    limits = Limits(max_upload_bytes, max_pixels, timeout_s, max_pixels_in_flight)
     batcher = MicroBatcher(
         predictor.predict_rgb, max_batch=max_batch, max_wait_s=max_wait_ms / 1000, queue_size=queue_size
     )
@@ -168,8 +179,27 @@ def create_app(
     app.state.limits = limits
     _install_error_handlers(app)
     _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label)
+    _document_result_schema(app)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     return app
+
+
+def _document_result_schema(app: FastAPI) -> None:
+    """Add ``MatteResult`` to the spec's components.
+
+    ``/v1/matte`` returns a plain ``Response`` (PNG or JSON by ``output``), so FastAPI never
+    sees the model and would leave the ``$ref`` in the 200 response dangling.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = generate()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            schemas["MatteResult"] = MatteResult.model_json_schema(ref_template="#/components/schemas/{model}")
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -217,6 +247,8 @@ def _weights_label(predictor: Predictor) -> str:
 def _add_routes(
     app: FastAPI, predictor: Predictor, batcher: MicroBatcher, cpu_pool: Executor, limits: Limits, weights: str
 ) -> None:
+    budget = PixelBudget(limits.max_pixels_in_flight)
+
     async def in_pool(fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(cpu_pool, fn, *args)
 
@@ -253,29 +285,49 @@ def _add_routes(
         ),
         blur: bool = Query(False, description="Background: the photo's own background, heavily blurred."),
     ) -> Response:
-        body = await read_body(request, limits.max_upload_bytes)
-        upload = await split_upload(request, body)
+        try:
+            body = await asyncio.wait_for(read_body(request, limits.max_upload_bytes), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "body_timeout", f"the body did not arrive within {limits.timeout_s:g} s") from None
+        upload = await in_pool(split_upload, request.headers.get("content-type", ""), body)
         del body
         try:
-            result = await asyncio.wait_for(_process(upload, output, color, blur), limits.timeout_s)
+            work = unless_disconnected(request.receive, _process(upload, output, color, blur))
+            result = await asyncio.wait_for(work, limits.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"the request took longer than {limits.timeout_s:g} s") from None
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; nginx's code for "client closed request"
         if isinstance(result, dict):
             return JSONResponse(result)
         headers = {"Content-Disposition": f'inline; filename="{output}.png"'}
         return Response(result, media_type="image/png", headers=headers)
 
     async def _process(upload: Upload, output: str, color: str | None, blur: bool) -> bytes | dict:
-        rgb = await in_pool(decode, upload.photo, "the photo", limits.max_pixels)
-        image = None
-        if upload.background is not None:
-            image = await in_pool(decode, upload.background, "the background image", limits.max_pixels)
-        background = choose_background(color, blur, image)
-        try:
-            alpha = await batcher.submit(rgb)
-        except QueueFullError as exc:
-            raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-        return await in_pool(render, rgb, alpha, output, background)
+        if output in ("alpha", "cutout") and (color is not None or blur or upload.background is not None):
+            raise ApiError(422, "unused_background", f"output={output} has no background: "
+                           "a colour, blur or background image is for output=composite or json")
+        pixels = await in_pool(_pixels_of, upload, limits.max_pixels)  # headers only: refuses bombs early
+        async with budget.hold(pixels):
+            rgb = await in_pool(decode, upload.photo, "the photo", limits.max_pixels)
+            image = None
+            if upload.background is not None:
+                image = await in_pool(decode, upload.background, "the background image", limits.max_pixels)
+            background = choose_background(color, blur, image)
+            try:
+                alpha = await batcher.submit(rgb)
+            except QueueFullError as exc:
+                raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+            return await in_pool(render, rgb, alpha, output, background)
+
+
+def _pixels_of(upload: Upload, max_pixels: int) -> int:
+    """Pixels the request will decode, from the image headers (415/413 for non-images and bombs)."""
+    width, height = probe_size(upload.photo, "the photo", max_pixels)
+    if upload.background is None:
+        return width * height
+    bg_width, bg_height = probe_size(upload.background, "the background image", max_pixels)
+    return width * height + bg_width * bg_height
 
 
 def app_from_env() -> FastAPI:

@@ -1,0 +1,147 @@
+"""Admission control of the server: a pixel budget, and no work for clients that have left."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from PIL import Image  # noqa: E402
+
+from modnet_matting.server import create_app  # noqa: E402
+from modnet_matting.server.admission import ClientGone, PixelBudget, unless_disconnected  # noqa: E402
+from test_server import HalfPredictor  # noqa: E402
+
+
+def _png(height: int = 64, width: int = 48) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 90, np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_budget_admits_by_pixels_not_by_requests() -> None:
+    async def go() -> list[str]:
+        budget, log = PixelBudget(100), []
+
+        async def hold(name: str, pixels: int, seconds: float) -> None:
+            async with budget.hold(pixels):
+                log.append(f"{name}+")
+                await asyncio.sleep(seconds)
+                log.append(f"{name}-")
+
+        await asyncio.gather(hold("a", 40, 0.05), hold("b", 40, 0.05), hold("big", 90, 0.01), hold("huge", 10**9, 0))
+        assert budget.in_flight == 0
+        return log
+
+    log = asyncio.run(go())
+    assert log[:2] == ["a+", "b+"]  # two small ones side by side
+    assert log.index("big+") > max(log.index("a-"), log.index("b-"))  # the big one waited for both
+    assert log.index("huge+") > log.index("big-")  # more than the whole budget: runs alone, never refused
+
+
+def test_a_disconnect_cancels_the_work() -> None:
+    async def go() -> bool:
+        cancelled = asyncio.Event()
+
+        async def work() -> str:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return "done"
+
+        async def receive() -> dict:
+            await asyncio.sleep(0.05)
+            return {"type": "http.disconnect"}
+
+        with pytest.raises(ClientGone):
+            await unless_disconnected(receive, work())
+        return cancelled.is_set()
+
+    assert asyncio.run(go())
+
+
+async def _post(app, body: bytes, leave_after: float | None) -> int:
+    """One ASGI request; the client disconnects ``leave_after`` seconds after sending its body."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600 if leave_after is None else leave_after)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/matte", "raw_path": b"/v1/matte", "query_string": b"output=alpha", "root_path": "",
+        "headers": [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+def test_a_queued_request_whose_client_left_never_reaches_the_network() -> None:
+    """Work went on after the client was gone: 7.1 CPU-seconds for nobody."""
+    gate = threading.Event()
+    predictor = HalfPredictor(gate=gate)
+    app = create_app(predictor=predictor)
+
+    async def go() -> tuple[int, int]:
+        first = asyncio.ensure_future(_post(app, _png(), leave_after=None))
+        await asyncio.sleep(0.3)  # the first request holds the network (blocked on the gate)
+        second = await _post(app, _png(), leave_after=0.1)  # queued behind it, then its client leaves
+        gate.set()
+        return await first, second
+
+    assert asyncio.run(go()) == (200, 499)
+    assert predictor.batch_sizes == [1]
+
+
+def test_an_image_larger_than_the_budget_still_runs() -> None:
+    app = create_app(predictor=HalfPredictor(), max_pixels_in_flight=100)
+    assert asyncio.run(_post(app, _png(), leave_after=None)) == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weights) -> None:
+    """A half-sent upload must not keep a stopping server alive (uvicorn waits forever by default)."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "modnet_matting.cli.main", "serve", "--port", str(port), "--weights",
+            str(random_weights), "--backend", "torch", "--shutdown-timeout", "2"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"POST /v1/matte HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                         b"Content-Length: 1000000\r\n\r\n" + b"\0" * 1000)
+            time.sleep(0.3)
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)  # raises if the slow upload holds it open
+    finally:
+        server.kill()
