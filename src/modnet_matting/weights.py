@@ -21,12 +21,11 @@ import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from .io import atomic_write
+if TYPE_CHECKING:  # torch is imported where tensors are handled: `modnet weights list` needs none
+    import torch
+    from torch import nn
 
 ARCHITECTURE = "modnet-v2-se"
 _DUPLICATE_BACKBONE = "lr_branch.backbone."
@@ -175,6 +174,8 @@ def fetch(name: str, sha256: str | None = None) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CheckpointError(f"checksum mismatch for '{name}': expected {expected}, got {actual}")
+    from .io import atomic_write
+
     atomic_write(target, data)
     return target
 
@@ -224,6 +225,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
         raise CheckpointError(f"{path} is empty")
     if path.suffix == ".safetensors" or head[8:9] == b"{":
         return _read_safetensors(path)
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle and zip errors have many types; their texts run to many lines
@@ -259,6 +262,8 @@ def normalise_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     Strips ``module.``, checks that the second backbone copy equals the first and
     drops it (our network stores the backbone once).
     """
+    import torch
+
     state = {key.removeprefix("module."): value for key, value in state.items()}
     copies = {key: value for key, value in state.items() if key.startswith(_DUPLICATE_BACKBONE)}
     for key, value in copies.items():
@@ -302,21 +307,25 @@ def save_weights(
     model: nn.Module,
     path: str | Path,
     config: WeightsConfig | None = None,
-    dtype: torch.dtype = torch.float16,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Save ``model`` as safetensors with its config in the metadata (atomic write).
 
-    Floating tensors are stored as ``dtype`` (fp16 by default: half the size, and
-    a matte difference far below one 8-bit grey level).
+    Floating tensors are stored as ``dtype`` (None: fp16, half the size, and a
+    matte difference far below one 8-bit grey level).
     """
+    import torch
     from safetensors.torch import save
 
+    dtype = dtype or torch.float16
     config = config or WeightsConfig()
     tensors = {
         key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
         for key, value in model.state_dict().items()
     }
     data = save(tensors, metadata={"config": config.to_json(), "format": "pt"})
+    from .io import atomic_write
+
     atomic_write(path, data)
     return Path(path)
 

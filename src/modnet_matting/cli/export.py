@@ -14,11 +14,12 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from .main import CLIError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: fp32 agreement required between the export and eager PyTorch.
 PARITY_TOLERANCE = 1e-4
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_exported(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
+    import torch
+
     if fmt.startswith("openvino"):
         from ..inference import OpenVinoBackend
 
@@ -124,6 +127,9 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
     from ..export import export_onnx, export_torchscript, max_difference
     from ..weights import load_weights, resolve
 

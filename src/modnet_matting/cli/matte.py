@@ -19,13 +19,13 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
-from ..io import IMAGE_SUFFIXES, ImageReadError, alpha_to_uint, encode_png, is_marked_output, read_image, save_image
 from .main import CLIError
 from .options import add_model_options, load_predictor
+
+if TYPE_CHECKING:  # numpy, OpenCV and the image helpers load when a command runs, not for --help
+    import numpy as np
 
 OUTPUTS = ("alpha", "cutout", "composite", "preview")
 STDIN = "-"
@@ -98,6 +98,8 @@ def _is_our_output(path: Path) -> bool:
 
     A user's photo that only happens to be named ``x.alpha.jpg`` has no marker and is matted.
     """
+    from ..io import is_marked_output
+
     return any(path.stem.endswith(f".{kind}") for kind in OUTPUTS) and is_marked_output(path)
 
 
@@ -112,6 +114,8 @@ class Scan:
 
     def consider(self, file: Path, out_dir: Path | None) -> None:
         """A file met while scanning a folder or glob: a job, a listed skip, or a non-image."""
+        from ..io import IMAGE_SUFFIXES
+
         if file.name.startswith("."):
             return  # hidden files, our temporary files among them
         if file.suffix.lower() not in IMAGE_SUFFIXES:
@@ -197,6 +201,7 @@ def unique_outputs(jobs: list[Job]) -> list[Job]:
 def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None, args: argparse.Namespace):
     """The array for one output kind."""
     from .. import compose
+    from ..io import alpha_to_uint
 
     if kind == "alpha":
         return alpha_to_uint(alpha, args.bits)
@@ -209,6 +214,8 @@ def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None,
 
 def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: bool) -> None:
     """Inputs are never overwritten; a file that an earlier run did not write only with ``--overwrite``."""
+    from ..io import is_marked_output
+
     if job.out_dir is None:
         return
     for kind in kinds:
@@ -222,6 +229,7 @@ def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: b
 def process(job: Job, kinds: list[str], predictor, args: argparse.Namespace, protected: set[Path]) -> None:
     """Matte one image and write its outputs (atomically), or its first output to stdout."""
     from ..compose import estimate_foreground
+    from ..io import encode_png, read_image, save_image
 
     check_targets(job, kinds, protected, args.overwrite)
     if job.source is None:
@@ -239,9 +247,11 @@ def process(job: Job, kinds: list[str], predictor, args: argparse.Namespace, pro
 
 
 def run(args: argparse.Namespace) -> int:
+    import cv2
     from tqdm import tqdm
 
     from ..compose import parse_background
+    from ..io import IMAGE_SUFFIXES, ImageReadError
 
     kinds = parse_outputs(args.output)
     if args.out_dir is not None and args.out_dir.exists() and not args.out_dir.is_dir():
