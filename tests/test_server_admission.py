@@ -145,3 +145,65 @@ def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weig
             server.wait(timeout=20)  # raises if the slow upload holds it open
     finally:
         server.kill()
+
+
+KEY = "k3y-for-the-tests-0123"
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    from fastapi.testclient import TestClient
+
+    app = create_app(predictor=HalfPredictor(), allowed_hosts=["127.0.0.1", "localhost"],
+                     cors_origins=["https://app.example"], api_key=KEY)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        yield client
+
+
+def test_an_api_key_is_required_and_compared_exactly(guarded) -> None:
+    assert guarded.get("/healthz").json()["api_key_required"] is True
+    for headers in ({}, {"X-API-Key": KEY[:-1]}, {"X-API-Key": KEY + "x"}):
+        response = guarded.post("/v1/matte?output=alpha", content=_png(), headers=headers)
+        assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+    assert guarded.post("/v1/matte?output=alpha", content=_png(), headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_other_host_names_are_refused(guarded) -> None:
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 sends Host: evil.example."""
+    response = guarded.post("/v1/matte", content=_png(), headers={"Host": "evil.example", "X-API-Key": KEY})
+    assert response.status_code == 400
+    assert guarded.get("/healthz", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_cors_answers_only_the_named_origins(guarded) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+    allowed = guarded.options("/v1/matte", headers={"Origin": "https://app.example", **preflight})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    other = guarded.options("/v1/matte", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_cors_headers_by_default() -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(predictor=HalfPredictor())) as client:
+        response = client.post("/v1/matte?output=alpha", content=_png(), headers={"Origin": "https://evil.example"})
+        assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+        assert client.get("/healthz").json()["api_key_required"] is False
+
+
+def test_serve_defaults_the_host_list_to_the_bound_address(random_weights, monkeypatch) -> None:
+    import uvicorn
+
+    from modnet_matting.cli.main import main
+    from modnet_matting.server import app as server_app
+
+    seen = {}
+    real = server_app.create_app
+    monkeypatch.setattr(server_app, "create_app", lambda **options: seen.update(options) or real(**options))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    monkeypatch.setenv("MODNET_API_KEY", KEY)
+    assert main(["serve", "--weights", str(random_weights), "--port", "0", "--backend", "torch"]) == 0
+    assert "127.0.0.1" in seen["allowed_hosts"] and "localhost" in seen["allowed_hosts"]
+    assert seen["api_key"] == KEY and seen["cors_origins"] == []
+    assert main(["serve", "--api-key", "short", "--port", "0"]) == 2

@@ -201,3 +201,52 @@ def test_non_image_upload_shows_the_servers_error(browser, server_url, tmp_path)
     _wait_state(browser, "error")
     status = browser.find_element(By.ID, "status")
     assert "not an image" in status.text and "error" in status.get_attribute("class")
+
+
+def _images_run(server_url: str) -> int:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server_url + "/healthz", timeout=10) as response:
+        return json.load(response)["images_run"]
+
+
+def test_a_new_colour_recomposes_without_running_the_network_again(browser, server_url, photo_file):
+    """Each background change re-ran the whole matte on the server."""
+    browser.get(server_url + "/")
+    _upload(browser, "file-input", photo_file)
+    _wait_state(browser, "done")
+    before = _images_run(server_url)
+    for colour in ("#00ff00", "#ff0000"):
+        browser.execute_script(
+            f"const c = document.getElementById('bg-color'); c.value = '{colour}';"
+            "c.dispatchEvent(new Event('input', {bubbles: true}));"
+        )
+        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.ID, "composite-figure").is_displayed())
+        time.sleep(0.6)  # past the 250 ms debounce
+        _wait_state(browser, "done")
+    assert _images_run(server_url) == before
+    read_pixels = (
+        "const i = document.getElementById(arguments[0]); const c = document.createElement('canvas');"
+        "c.width = i.naturalWidth; c.height = i.naturalHeight; const x = c.getContext('2d');"
+        "x.drawImage(i, 0, 0); return Array.from(x.getImageData(0, 0, c.width, c.height).data);"
+    )
+    composite = np.array(browser.execute_script(read_pixels, "composite"), np.float32).reshape(96, 80, 4)
+    cutout = np.array(browser.execute_script(read_pixels, "cutout"), np.float32).reshape(96, 80, 4)
+    alpha = cutout[..., 3:] / 255
+    expected = cutout[..., :3] * alpha + np.array([255, 0, 0], np.float32) * (1 - alpha)  # over the last colour
+    assert np.abs(composite[..., :3] - expected).max() <= 2
+    composite_top = browser.find_element(By.ID, "composite-figure").rect["y"]
+    assert composite_top < browser.find_element(By.ID, "matte").rect["y"]  # on a phone the composite comes first
+
+
+def test_an_error_clears_the_previous_results(browser, server_url, photo_file, tmp_path):
+    browser.get(server_url + "/")
+    _upload(browser, "file-input", photo_file)
+    _wait_state(browser, "done")
+    assert browser.find_element(By.ID, "results").is_displayed()
+    fake = tmp_path / "broken.png"
+    fake.write_text("not a picture")
+    _upload(browser, "file-input", fake)
+    _wait_state(browser, "error")
+    assert not browser.find_element(By.ID, "results").is_displayed()  # no stale matte or download button

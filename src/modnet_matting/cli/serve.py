@@ -16,6 +16,7 @@ from .main import CLIError
 from .options import add_model_options
 
 ENV_OPTIONS = "MODNET_SERVE_OPTIONS"
+ENV_API_KEY = "MODNET_API_KEY"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +47,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open (default: 5)"
     )
     parser.add_argument(
+        "--allowed-host", action="append", metavar="NAME",
+        help="a Host header name clients may use (repeatable; '*' for any). Default: the names of --host "
+        "(127.0.0.1, localhost, ::1 for loopback), which stops DNS rebinding",
+    )
+    parser.add_argument(
+        "--cors-origin", action="append", default=[], metavar="ORIGIN",
+        help="a web origin allowed to call the API from a browser, e.g. https://app.example (repeatable; default none)",
+    )
+    parser.add_argument(
+        "--api-key", default=None,
+        help=f"require this key in the X-API-Key header of /v1/matte (or set {ENV_API_KEY}; the variable keeps it "
+        "out of the process list)",
+    )
+    parser.add_argument(
         "--shutdown-timeout", type=float, default=10.0,
         help="seconds SIGTERM waits for requests in flight before closing them (default: 10)",
     )
@@ -53,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
+    from ..server.security import default_allowed_hosts
+
     for name in ("workers", "max_pixels", "max_batch", "queue_size", "max_pixels_in_flight", "max_connections"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1")
@@ -70,7 +87,18 @@ def _options(args: argparse.Namespace) -> dict:
         "max_batch": args.max_batch,
         "queue_size": args.queue_size,
         "max_pixels_in_flight": args.max_pixels_in_flight,
+        "allowed_hosts": args.allowed_host or default_allowed_hosts(args.host),
+        "cors_origins": args.cors_origin,
+        "api_key": _api_key(args),
     }
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    key = args.api_key if args.api_key is not None else os.environ.get(ENV_API_KEY)
+    if key is not None and len(key) < 16:
+        raise CLIError("--api-key must be at least 16 characters (e.g. python -c 'import secrets; "
+                       "print(secrets.token_urlsafe())')")
+    return key
 
 
 def _uvicorn_limits(args: argparse.Namespace) -> dict:

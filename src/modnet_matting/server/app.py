@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..inference import Predictor, load_model
 from ..weights import DEFAULT_WEIGHTS
+from . import security
 from .admission import ClientGone, PixelBudget, unless_disconnected
 from .batcher import MicroBatcher, QueueFullError
 from .errors import ApiError, error_response
@@ -78,6 +79,7 @@ class Health(BaseModel):
     queued: int
     batches_run: int
     images_run: int
+    api_key_required: bool
 
 
 _PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
@@ -108,6 +110,7 @@ _RESPONSES: dict[int | str, dict] = {
         "content": {**_PNG, "application/json": {"schema": {"$ref": "#/components/schemas/MatteResult"}}},
     },
     400: error_response("Malformed or truncated multipart body."),
+    401: error_response("The server has an API key and the request's X-API-Key header is missing or wrong."),
     413: error_response("Upload larger than the byte limit, or an image with more pixels than allowed."),
     415: error_response("The upload is not an image."),
     422: error_response(
@@ -138,13 +141,18 @@ def create_app(
     max_batch: int | None = None,
     max_wait_ms: float = 10.0,
     queue_size: int = 64,
+    allowed_hosts: Sequence[str] | None = None,
+    cors_origins: Sequence[str] = (),
+    api_key: str | None = None,
 ) -> FastAPI:
     """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving).
 
     ``device``, ``backend`` and ``precision`` are ``load_model``'s. ``max_batch``
     None picks 8 on a GPU and 1 elsewhere: on a 2-core CPU batching gave the same
     throughput with a longer tail (docs/server.md), and OpenVINO compiles once
-    per input shape, batch size included.
+    per input shape, batch size included. ``allowed_hosts`` None accepts any Host
+    header (``modnet serve`` passes the bound address's names); ``cors_origins``
+    empty sends no CORS headers; ``api_key`` set makes ``/v1/matte`` require it.
     """
     if predictor is None:
         predictor = load_model(weights, device=device, precision=precision, backend=backend)
@@ -178,7 +186,8 @@ def create_app(
     app.state.batcher = batcher
     app.state.limits = limits
     _install_error_handlers(app)
-    _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label)
+    security.install(app, allowed_hosts, cors_origins)
+    _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key)
     _document_result_schema(app)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     return app
@@ -245,7 +254,13 @@ def _weights_label(predictor: Predictor) -> str:
 
 
 def _add_routes(
-    app: FastAPI, predictor: Predictor, batcher: MicroBatcher, cpu_pool: Executor, limits: Limits, weights: str
+    app: FastAPI,
+    predictor: Predictor,
+    batcher: MicroBatcher,
+    cpu_pool: Executor,
+    limits: Limits,
+    weights: str,
+    api_key: str | None,
 ) -> None:
     budget = PixelBudget(limits.max_pixels_in_flight)
 
@@ -268,6 +283,7 @@ def _add_routes(
             queued=batcher.pending,
             batches_run=batcher.batches_run,
             images_run=batcher.images_run,
+            api_key_required=api_key is not None,
         )
 
     @app.post(
@@ -276,6 +292,7 @@ def _add_routes(
         response_class=Response,
         responses=_RESPONSES,
         openapi_extra=_REQUEST_BODY,
+        dependencies=[Depends(security.key_check(api_key))] if api_key is not None else [],  # in the spec only if set
     )
     async def matte(
         request: Request,
