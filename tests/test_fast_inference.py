@@ -299,6 +299,7 @@ def test_int8_calibration_export_and_auto(net: MODNet, weights_file: Path, tmp_p
     assert code == 0, err
     assert out.is_file() and out.with_suffix(".bin").is_file()
     assert "held-out photos: MAD" in err and "skipped" in err  # the broken file is reported, not fatal
+    assert "grey levels of 255" in err and "max |export - pytorch|" not in err  # no random-input figure for int8
     predictor = load_model(out, device="cpu")
     assert predictor.backend.precision == "int8" and predictor.preprocess == WeightsConfig().preprocess
     image = make_portrait(96, 64, seed=11)[0]
@@ -320,6 +321,30 @@ def test_cli_exports_an_openvino_ir_that_load_model_reads(weights_file: Path, tm
     predictor = load_model(out, device="cpu")
     assert predictor.backend.name == "openvino" and predictor.backend.precision == "fp32"
     assert predictor.predict(np.zeros((50, 70, 3), np.uint8)).shape == (50, 70)
+
+
+@needs_openvino
+def test_cli_converts_an_onnx_export_to_openvino(weights_file: Path, tmp_path: Path, capsys) -> None:
+    """`modnet export --weights m.onnx` failed with PyTorch's error about the file."""
+    onnx_file, ir = tmp_path / "m.onnx", tmp_path / "from-onnx.xml"
+    assert main(["export", "--format", "onnx", "--weights", str(weights_file), "-o", str(onnx_file)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--format", "openvino", "--weights", str(onnx_file), "-o", str(ir)]) == 0
+    assert "max |openvino - onnxruntime|" in capsys.readouterr().err
+    image = make_portrait(64, 96, seed=5)[0]
+    direct = load_model(weights_file, device="cpu", backend="torch", precision="fp32").predict(image)
+    assert np.abs(load_model(ir, device="cpu").predict(image) - direct).max() < 1e-3  # config travelled along
+    for argv, message in (
+        (["--format", "torchscript", "--weights", str(onnx_file), "-o", str(tmp_path / "m.pt")], "the .safetensors"),
+        (["--format", "openvino", "--weights", str(ir), "-o", str(tmp_path / "again.xml")], "is an export"),
+    ):
+        assert main(["export", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    assert main(["export", "--format", "openvino", "--weights", str(junk), "-o", str(tmp_path / "j.xml")]) == 2
+    assert "is not a usable ONNX model" in capsys.readouterr().err
 
 
 @needs_openvino

@@ -66,3 +66,23 @@ def test_other_peoples_files_are_not_marked(tmp_path: Path) -> None:
         path.write_bytes(_pil_bytes(fmt))
         assert not is_marked_output(path)
     assert not is_marked_output(tmp_path / "missing.png")
+
+
+def test_a_write_error_names_the_target_not_our_temporary_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A read-only folder's error showed '.x.alpha.png.k2j3.part'; root ignores modes, so mkstemp is made to fail."""
+    import errno
+    import tempfile
+
+    from modnet_matting.cli.main import main
+
+    def refuse(prefix: str = "", suffix: str = "", dir: str | None = None) -> tuple[int, str]:  # noqa: A002
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}abc123{suffix}")
+
+    source = tmp_path / "x.png"
+    source.write_bytes(encode_image(RGB, ".png"))
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OSError, match=r"cannot write .*out\.png: Permission denied$"):
+        save_image(tmp_path / "out.png", RGB)
+    assert main(["matte", str(source), "-o", str(tmp_path / "out"), "--backend", "torch"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'out' / 'x.alpha.png'}: Permission denied" in err and ".part" not in err

@@ -236,5 +236,7 @@ def calibrate_int8(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         log(f"int8 vs fp32 on {accuracy.images} held-out photos: MAD {accuracy.mad:.5f} "
-            f"(worst photo {accuracy.worst_mad:.5f}, worst pixel {accuracy.max_abs:.3f})")
+            f"(worst photo {accuracy.worst_mad:.5f}, worst pixel {accuracy.max_abs:.3f}); MAD is the mean "
+            f"|alpha difference| per pixel, {accuracy.mad * 255:.1f} grey levels of 255; recorded in the IR, "
+            f"where backend auto reads it")
     return save_ir(quantized, out, config, accuracy), accuracy

@@ -164,7 +164,8 @@ def fetch(name: str, sha256: str | None = None) -> Path:
     expected = (sha256 or entry.sha256 or "").lower()
     if not expected:
         raise CheckpointError(
-            f"no checksum is recorded for '{name}': pass the SHA-256 you trust with --sha256"
+            f"no checksum is recorded for '{name}' (the authors publish none): pass with --sha256 the SHA-256 "
+            f"of a copy you trust (see 'Weights' in the README), or use --weights FILE with a file you already have"
         )
     target = cache_dir() / (entry.filename or f"{name}.ckpt")
     if target.exists() and sha256_of(target) == expected:

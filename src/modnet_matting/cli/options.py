@@ -8,6 +8,8 @@ stays within the accuracy bound of fp32 (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from .main import CLIError
@@ -38,8 +40,14 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
     Checkpoint problems (missing or corrupt weights) keep their own message.
     """
     from ..inference import load_model
-    from ..weights import CheckpointError
+    from ..weights import CheckpointError, cache_dir
 
+    if args.backend == "compile":
+        # inductor keeps compiled kernels on disk; under MODNET_HOME they outlive /tmp clean-ups
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "torchinductor"))
+        print("modnet: --backend compile: torch.compile builds the network for each new input size on first use "
+              "(minutes on a CPU; later runs reuse the kernels cached in "
+              f"{os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
     try:
         return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend)
     except CheckpointError:
