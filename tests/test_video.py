@@ -401,3 +401,67 @@ def test_variable_frame_rate_timestamps_are_kept(tmp_path: Path):
         kind = "cutout" if name.endswith((".webm", ".mov")) else "alpha"
         process_video(src, [OutputSpec(kind, tmp_path / name)], fake_predictor(), progress=False)
         assert frame_times(tmp_path / name) == [ms / 1000 for ms in times_ms], name
+
+
+def _clip_starting_late(path: Path, offset_s: float = 1.4667, frames: int = 100, gap: range | None = None) -> Path:
+    """A clip whose timestamps start at ``offset_s`` (as MPEG-TS recordings do), audio alongside;
+    the frames in ``gap`` are left out (a damaged recording)."""
+    rate = 16000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.codec_context.options = {"preset": "ultrafast"}
+        audio = container.add_stream("aac", rate=rate, layout="mono")
+        first = round(offset_s * FPS)
+        for index in range(frames):
+            if gap is not None and index in gap:
+                continue
+            frame = av.VideoFrame.from_ndarray(np.full((HEIGHT, WIDTH, 3), index % 200, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = first + index, Fraction(1, FPS)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        for start in range(0, frames * rate // FPS, 1024):
+            tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            tone.sample_rate, tone.pts = rate, round(first / FPS * rate) + start
+            for packet in audio.encode(tone):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _audio_packets(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(audio=0) if packet.size)
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mkv", ".mp4"])
+def test_trimming_counts_from_the_start_of_the_file(tmp_path: Path, suffix: str):
+    """A .ts starting at 1.4667 s: --start 2 found no frames, --start 1 --end 2 gave 16 frames, not 25."""
+    src = _clip_starting_late(tmp_path / f"late{suffix}")
+    whole, part, tail = tmp_path / "whole.mp4", tmp_path / "part.mp4", tmp_path / "tail.mp4"
+    assert process_video(src, [OutputSpec("alpha", whole)], fake_predictor(), progress=False).frames == 100
+    times = frame_times(whole)  # re-timed from the start of the video: no 1.47 s lead
+    assert times[0] == 0.0 and times[-1] == pytest.approx(3.96, abs=0.001)
+    assert _audio_packets(whole) == _audio_packets(src)  # the first audio packet too
+    assert process_video(src, [OutputSpec("alpha", part)], fake_predictor(), start=1, end=2,
+                         progress=False).frames == 25
+    expected_tail = sum(t >= 2 - 1e-6 for t in times)  # --start counts from the file's start, like a player
+    assert process_video(src, [OutputSpec("alpha", tail)], fake_predictor(), start=2,
+                         progress=False).frames == expected_tail
+    assert frame_times(part)[0] == 0.0 and frame_times(tail)[0] == 0.0
+
+
+def test_frames_lost_inside_a_recording_are_reported(tmp_path: Path):
+    """A .ts that lost 5 of 120 frames was processed without a word."""
+    src = _clip_starting_late(tmp_path / "damaged.ts", frames=120, gap=range(60, 65))
+    result = process_video(src, [OutputSpec("alpha", tmp_path / "a.mp4")], fake_predictor(), progress=False)
+    assert result.frames == 115
+    first_missing = 60 / FPS
+    assert any(f"5 frame(s) are missing from the stream (the first at {first_missing:.2f} s)" in problem
+               for problem in result.problems), result.problems
+    clean = _clip_starting_late(tmp_path / "clean.ts", frames=30)
+    result = process_video(clean, [OutputSpec("alpha", tmp_path / "b.mp4")], fake_predictor(), progress=False)
+    assert result.problems == []

@@ -88,6 +88,11 @@ def open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
         raise VideoReadError(f"cannot read video {text}: {reason} (not a video, or truncated?)") from None
 
 
+#: A timestamp step longer than this many frame intervals means frames were lost (a variable frame rate
+#: stretches an interval to two or three at most).
+GAP_FRAMES = 5
+
+
 class VideoReader:
     """Iterate the frames of a video file or URL, optionally trimmed to [start, end) seconds.
 
@@ -110,8 +115,11 @@ class VideoReader:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.problems: list[str] = []
-        self.offset_pts = 0
         self.info = self._info()
+        # Source time that is output time 0 and what --start/--end count from: where the video starts.
+        # Trimming moves output time 0 to the first kept frame.
+        self.origin = self._origin_seconds()
+        self.offset_pts = round(self.origin / self.info.time_base)
 
     def _info(self) -> VideoInfo:
         stream, ctx = self.stream, self.stream.codec_context
@@ -121,6 +129,8 @@ class VideoReader:
             duration = float(stream.duration * stream.time_base)
         elif self.container.duration is not None:
             duration = self.container.duration / av.time_base
+            if self.container.format.name.startswith("matroska") and self.container.start_time:
+                duration -= self.container.start_time / av.time_base  # Matroska reports where it ends
         frames = stream.frames or (round(duration * fps) if duration and fps else None)
         if fps and duration and (self.start or self.end):  # trimmed: the span's frames
             span = min(duration, self.end or duration) - (self.start or 0.0)
@@ -133,9 +143,16 @@ class VideoReader:
             audio_codec=audio[0].codec_context.name if audio else None,
         )
 
+    def _origin_seconds(self) -> float:
+        """Where the video starts (MPEG-TS recordings often at 1.4 s): output time 0 and where --start counts from."""
+        stream = self.stream
+        if stream.start_time is None or stream.time_base is None:
+            return 0.0
+        return float(stream.start_time * stream.time_base)
+
     @property
     def offset_seconds(self) -> float:
-        """Source time of the first frame given out when trimming (0 otherwise): output time 0."""
+        """Source time that becomes output time 0: the file's start, or the first kept frame when trimming."""
         return float(self.offset_pts * self.info.time_base)
 
     def __enter__(self) -> VideoReader:
@@ -147,21 +164,40 @@ class VideoReader:
     def close(self) -> None:
         self.container.close()
 
-    def _seek_to_start(self) -> None:
-        if not self.start:
-            return
-        try:
-            self.container.seek(int(self.start / self.info.time_base), stream=self.stream, backward=True)
-        except av.error.FFmpegError:
-            self.problems.append("seeking failed; decoding from the beginning to reach --start")
-            self.container.close()
-            self.container = open_input(self.path)
-            self.stream = self.container.streams.video[0]
-            self.stream.thread_type = "AUTO"
+    def _reopen(self) -> None:
+        self.container.close()
+        self.container = open_input(self.path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames from near ``--start`` on; from the beginning where seeking does not land before it.
+
+        Seeking MPEG-TS by time can land past the target or nowhere at all; decoding from the
+        start is slower but always right, so a seek is trusted only when its first frame is at
+        or before ``--start``.
+        """
+        if self.start:
+            try:
+                self.container.seek(int((self.origin + self.start) / self.info.time_base), stream=self.stream,
+                                    backward=True)
+                frames = self._decode()
+                first = next(frames, None)
+                if first is not None and first.pts is not None and self._time(first.pts) <= self.start + 1e-6:
+                    yield first
+                    yield from frames
+                    return
+            except av.error.FFmpegError:
+                pass
+            self._reopen()
+        yield from self._decode()
+
+    def _time(self, pts: int) -> float:
+        """Seconds from the start of the video."""
+        return float(pts * self.info.time_base) - self.origin
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order, surviving damaged packets and tails."""
-        self._seek_to_start()
         packets = self.container.demux(self.stream)
         failures = 0
         while True:
@@ -188,30 +224,39 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         time_base = self.info.time_base
         step = 1 / self.info.fps if self.info.fps else Fraction(1, 25)
+        ticks = step / time_base  # one frame interval
         index, last_pts, first = 0, None, True
+        self.missing, first_gap = 0, None
         for av_frame in self._decoded():
             pts = av_frame.pts
             if pts is None:  # raw streams without timestamps: synthesise from the frame rate
-                pts = 0 if last_pts is None else last_pts + max(1, round(step / time_base))
+                pts = self.offset_pts if last_pts is None else last_pts + max(1, round(ticks))
             elif last_pts is not None and pts <= last_pts:
                 pts = last_pts + 1  # duplicate/backwards timestamps would break encoders
-            time = float(pts * time_base)
+            time = self._time(pts)
             if self.start is not None and time < self.start - 1e-6:
                 continue
             if self.end is not None and time >= self.end - 1e-6:
-                return
+                break
             if first and self.start:
                 self.offset_pts = pts
+            if last_pts is not None and pts - last_pts > GAP_FRAMES * ticks:  # frames lost in between
+                self.missing += round((pts - last_pts) / ticks) - 1
+                first_gap = self._time(last_pts) + float(step) if first_gap is None else first_gap
             first = False
             last_pts = pts
             yield self._frame(av_frame, pts, index)
             index += 1
-        self._check_count(index)
+        self._check_count(index, first_gap)
 
-    def _check_count(self, decoded: int) -> None:
-        """Note a stream that ends well before its header said (a truncated file)."""
+    def _check_count(self, decoded: int, first_gap: float | None) -> None:
+        """Note frames lost inside the stream (timestamp gaps) or at its end (a truncated file)."""
+        if self.missing:
+            self.problems.append(f"about {self.missing} frame(s) are missing from the stream (the first at "
+                                 f"{first_gap:.2f} s): the file is damaged")
+            return
         expected = self.info.frames
-        if self.end is None and not self.problems and expected and decoded < 0.9 * expected - 1:
+        if self.end is None and not self.problems and expected and decoded < 0.97 * expected - 1:
             self.problems.append(f"only {decoded} of about {expected} frames could be decoded (truncated file?)")
 
     def _frame(self, av_frame: av.VideoFrame, pts: int, index: int) -> Frame:

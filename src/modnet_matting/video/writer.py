@@ -171,7 +171,8 @@ class AudioPassthrough:
             if seconds is not None and out_time > seconds:
                 self._pending = packet
                 return
-            if out_time >= -1e-6:
+            length = float(packet.duration * packet.time_base) if packet.duration else 0.0
+            if out_time + length > -1e-3:  # reaches output time 0: an AAC priming packet ends right there
                 self._write(output, packet)
 
     def _write(self, output: av.container.OutputContainer, packet: av.Packet) -> None:
