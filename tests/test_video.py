@@ -306,12 +306,18 @@ def test_cli_video_user_errors_are_one_line(clip: Path, tmp_path: Path, small_we
         ["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--background", "nosuchcolour", *weights],
         ["video", str(clip), "-o", str(tmp_path / "o.avi"), *weights],
         ["video", str(tmp_path / "missing.mp4"), *weights],
+        # options that cannot all be honoured were silently dropped
+        ["video", str(clip), "--output", "cutout", "--cutout-format", "webm", "-o", str(tmp_path / "c.mov"), *weights],
+        ["video", str(clip), "--output", "cutout", "--cutout-format", "webm", "-o", str(tmp_path / "frames"), *weights],
+        ["video", str(clip), "--output", "cutout", "--codec", "libx264", "-o", str(tmp_path / "c.mov"), *weights],
+        ["video", str(clip), "--weights", str(tmp_path / "m.xml"), "--backend", "torch", "-q"],
     ]
+    (tmp_path / "m.xml").write_text("<net/>")
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("modnet: error: ") and "\n" not in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "m.xml"]
 
 
 def test_webcam_headless_from_file(clip: Path, tmp_path: Path, small_weights: Path):

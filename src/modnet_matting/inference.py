@@ -666,6 +666,9 @@ def load_model(
     if suffix.endswith(".onnx"):
         return _load_onnx(Path(name_or_path).expanduser(), device, precision, max_pixels, backend, threads)
     if suffix.endswith(".xml"):
+        if backend not in ("auto", "openvino"):
+            raise ValueError(f"an OpenVINO IR (.xml) runs on the openvino backend, not {backend}: pass the "
+                             ".safetensors or .ckpt it came from for that backend")
         return _load_openvino_ir(Path(name_or_path).expanduser(), device, precision, max_pixels, threads)
     model, config = load_weights(name_or_path)
     return Predictor(make_backend(model, backend, device, precision, threads, config), config, max_pixels=max_pixels)

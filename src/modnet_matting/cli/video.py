@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(.mov ProRes 4444, .webm VP9 or a folder of RGBA PNGs); all: the three (default: composite)")
     parser.add_argument("--background", default="white",
                         help="composite background: colour (name, #hex, r,g,b), image file, video file or 'blur'")
-    parser.add_argument("--cutout-format", choices=tuple(CUTOUT_SUFFIXES), default="mov",
-                        help="cut-out format when OUT does not say (default: mov = ProRes 4444)")
+    parser.add_argument("--cutout-format", choices=tuple(CUTOUT_SUFFIXES), default=None,
+                        help="cut-out format when OUT does not say (default: mov = ProRes 4444); "
+                        "an OUT whose suffix says another is an error")
     parser.add_argument("--start", type=float, help="start time in seconds")
     parser.add_argument("--end", type=float, help="end time in seconds")
     parser.add_argument("--no-ofd", action="store_true", help="turn off the one-frame-delay flicker fix")
@@ -68,6 +69,20 @@ def output_paths(source: Path, kind: str, out: str | None, cutout_format: str) -
     if target.suffix == "" and kind != "cutout":
         raise CLIError(f"-o {target} needs a video suffix such as .mp4, .mov, .mkv or .webm")
     return [(kind, target)]
+
+
+def check_conflicts(args: argparse.Namespace, specs: list) -> None:  # noqa: ANN001 - OutputSpec list
+    """Options that cannot all be honoured are an error, not silently dropped."""
+    cutouts = [spec.path for spec in specs if spec.kind == "cutout"]
+    if args.cutout_format is not None:
+        for path in cutouts:
+            if path.suffix.lower() != CUTOUT_SUFFIXES[args.cutout_format]:
+                what = f"a {path.suffix} file" if path.suffix else "a folder of PNGs"
+                raise CLIError(f"--cutout-format {args.cutout_format} conflicts with -o {path} ({what}): "
+                               "give one of them")
+    if args.codec is not None and all(spec.kind == "cutout" for spec in specs):
+        raise CLIError("--codec is for alpha and composite videos; a cut-out's encoder follows its format "
+                       "(.mov ProRes 4444, .webm VP9, PNG)")
 
 
 def _check_not_inputs(paths: list[Path], inputs: list[Path]) -> None:
@@ -114,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--batch-size must be at least 1")
     if not 0.0 <= args.ofd_threshold <= 1.0:
         raise CLIError("--ofd-threshold must be between 0 and 1")
-    specs = [OutputSpec(k, p) for k, p in output_paths(source, args.output, args.out, args.cutout_format)]
+    specs = [OutputSpec(k, p) for k, p in output_paths(source, args.output, args.out, args.cutout_format or "mov")]
+    check_conflicts(args, specs)
     _check_not_inputs([s.path for s in specs], [source, *check_background(args.background)])
     codec_options = {"crf": str(args.crf)} if args.crf is not None else {}
     if args.preset:
