@@ -163,6 +163,25 @@ def test_files_that_are_not_checkpoints_give_one_short_line(tmp_path: Path) -> N
         weights.read_checkpoint(tmp_path / "m.pt")
 
 
+def test_bad_weights_paths_say_what_is_wrong_in_one_line(tmp_path: Path, capsys) -> None:
+    """A fake .xml printed TensorFlow's absl logs and a multi-line OpenVINO exception; a folder said 'not found'."""
+    from modnet_matting.cli.main import main
+    from modnet_matting.inference import load_model
+
+    (tmp_path / "fake.xml").write_text("this is not a network")
+    (tmp_path / "nobin.xml").write_text('<?xml version="1.0"?><net name="m" version="11"></net>')
+    (tmp_path / "folder").mkdir()
+    cases = [("fake.xml", "is not an OpenVINO IR"), ("nobin.xml", "nobin.bin is missing"), ("folder", "is a folder")]
+    for name, message in cases:
+        with pytest.raises(weights.CheckpointError, match=message):
+            load_model(tmp_path / name)
+        photo = tmp_path / "p.png"
+        photo.write_bytes(b"")
+        assert main(["matte", str(photo), "--weights", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
 def test_unknown_devices_are_refused_in_one_line() -> None:
     from modnet_matting.inference import pick_device
 

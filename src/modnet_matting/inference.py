@@ -716,6 +716,7 @@ def _load_openvino_ir(path: Path, device: str | None, precision: str, max_pixels
 
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
+    _check_ir_files(path)
     _cpu_only("openvino", device)
     _need_openvino()
     if precision not in ("auto", "fp32", "bf16", "int8"):
@@ -726,13 +727,29 @@ def _load_openvino_ir(path: Path, device: str | None, precision: str, max_pixels
     except ValueError:
         raise
     except Exception as exc:  # openvino raises its own exception types on a bad file
-        raise CheckpointError(f"{path} is not a usable OpenVINO model ({type(exc).__name__}: {exc})") from None
+        reason = next((line.strip() for line in str(exc).splitlines()
+                       if line.strip() and not line.startswith("Exception from")), type(exc).__name__)
+        raise CheckpointError(f"{path} is not a usable OpenVINO model: {reason[:160]}") from None
     if precision == "int8" and not backend.quantized:
         raise ValueError(f"{path} is not an int8 model; export one with --format openvino-int8")
     if backend.quantized and precision in ("auto", "int8") and int8_rest_precision() == "bf16":
         backend.compute_precision = "bf16"  # nothing is compiled before the first run
         backend.config["INFERENCE_PRECISION_HINT"] = _OV_PRECISION["bf16"]
     return Predictor(backend, config, max_pixels=max_pixels)
+
+
+def _check_ir_files(path: Path) -> None:
+    """An IR is an XML ``<net>`` with its ``.bin`` beside it; anything else is refused before OpenVINO,
+    which would try every frontend it has on it (TensorFlow's among them, logging to stderr)."""
+    from .weights import CheckpointError
+
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if b"<net" not in head:
+        raise CheckpointError(f"{path} is not an OpenVINO IR (no <net> element): export one with modnet export "
+                              "--format openvino")
+    if not path.with_suffix(".bin").is_file():
+        raise CheckpointError(f"{path} is an OpenVINO IR without its weights: {path.with_suffix('.bin')} is missing")
 
 
 #: Where ``modnet export`` keeps the weights config in an OpenVINO IR's runtime info.

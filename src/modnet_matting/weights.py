@@ -209,6 +209,9 @@ def resolve(name_or_path: str | os.PathLike[str] | None = None) -> tuple[Path, W
             )
         return path, entry.config
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"--weights {path} is a folder; give a weights file (.safetensors, .ckpt, .onnx, "
+                              ".xml) or a name from modnet weights list")
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
     return path, None
