@@ -207,3 +207,42 @@ def test_serve_defaults_the_host_list_to_the_bound_address(random_weights, monke
     assert "127.0.0.1" in seen["allowed_hosts"] and "localhost" in seen["allowed_hosts"]
     assert seen["api_key"] == KEY and seen["cors_origins"] == []
     assert main(["serve", "--api-key", "short", "--port", "0"]) == 2
+
+
+def test_an_aborted_upload_is_a_quiet_499() -> None:
+    """A client that hung up mid-body was an ERROR with a traceback (500 from ClientDisconnect)."""
+    app = create_app(predictor=HalfPredictor())
+    messages = [{"type": "http.request", "body": b"\x89PNG partial", "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/matte", "raw_path": b"/v1/matte", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"image/png"), (b"content-length", b"100000")],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert next(m["status"] for m in sent if m["type"] == "http.response.start") == 499
+
+
+def test_the_access_log_cuts_long_request_lines() -> None:
+    """A 100 KB query string was written whole into the access log."""
+    import logging
+
+    from uvicorn.logging import AccessFormatter
+
+    from modnet_matting.server.logs import MAX_LOGGED_PATH, ShortRequestLines, log_config
+
+    path = "/v1/matte?color=" + "x" * 100_000
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "POST", path, "1.1", 422), None)
+    assert ShortRequestLines().filter(record)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
+    assert len(line) < MAX_LOGGED_PATH + 100 and "[100016 chars]" in line and line.endswith("422 Unprocessable Entity")
+    assert log_config()["handlers"]["access"]["filters"] == ["short_request_lines"]

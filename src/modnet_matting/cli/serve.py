@@ -102,8 +102,11 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 def _uvicorn_limits(args: argparse.Namespace) -> dict:
-    """Connections, idle keep-alive and shutdown are uvicorn's to bound."""
+    """Connections, idle keep-alive and shutdown are uvicorn's to bound; its access log gets short lines."""
+    from ..server.logs import log_config
+
     return {
+        "log_config": log_config(),
         "limit_concurrency": args.max_connections,
         "timeout_keep_alive": args.keep_alive,
         "timeout_graceful_shutdown": args.shutdown_timeout,

@@ -306,6 +306,8 @@ def _add_routes(
             body = await asyncio.wait_for(read_body(request, limits.max_upload_bytes), limits.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(408, "body_timeout", f"the body did not arrive within {limits.timeout_s:g} s") from None
+        except ClientGone:
+            return Response(status_code=499)  # an aborted upload: one access-log line, no traceback
         upload = await in_pool(split_upload, request.headers.get("content-type", ""), body)
         del body
         try:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..io import SUPPORTED_FORMATS, open_image, read_image
+from .admission import ClientGone
 from .errors import ApiError
 
 SUPPORTED = SUPPORTED_FORMATS
@@ -46,11 +47,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(413, "payload_too_large", message)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"upload exceeds the limit of {_megabytes(limit)}")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "payload_too_large", f"upload exceeds the limit of {_megabytes(limit)}")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone("the client disconnected during the upload") from None
     return b"".join(chunks)
 
 
