@@ -226,7 +226,7 @@ class VideoReader:
         step = 1 / self.info.fps if self.info.fps else Fraction(1, 25)
         ticks = step / time_base  # one frame interval
         index, last_pts, first = 0, None, True
-        self.missing, first_gap = 0, None
+        missing, first_gap = 0, None
         for av_frame in self._decoded():
             pts = av_frame.pts
             if pts is None:  # raw streams without timestamps: synthesise from the frame rate
@@ -241,18 +241,18 @@ class VideoReader:
             if first and self.start:
                 self.offset_pts = pts
             if last_pts is not None and pts - last_pts > GAP_FRAMES * ticks:  # frames lost in between
-                self.missing += round((pts - last_pts) / ticks) - 1
+                missing += round((pts - last_pts) / ticks) - 1
                 first_gap = self._time(last_pts) + float(step) if first_gap is None else first_gap
             first = False
             last_pts = pts
             yield self._frame(av_frame, pts, index)
             index += 1
-        self._check_count(index, first_gap)
+        self._check_count(index, missing, first_gap)
 
-    def _check_count(self, decoded: int, first_gap: float | None) -> None:
+    def _check_count(self, decoded: int, missing: int, first_gap: float | None) -> None:
         """Note frames lost inside the stream (timestamp gaps) or at its end (a truncated file)."""
-        if self.missing:
-            self.problems.append(f"about {self.missing} frame(s) are missing from the stream (the first at "
+        if missing:
+            self.problems.append(f"about {missing} frame(s) are missing from the stream (the first at "
                                  f"{first_gap:.2f} s): the file is damaged")
             return
         expected = self.info.frames
