@@ -29,21 +29,14 @@ from modnet_matting.inference import (
     OpenVinoBackend,
     Predictor,
     TorchBackend,
-    _cpu_name,
-    _openvino_version,
     int8_cache_path,
     make_backend,
     openvino_bf16_supported,
 )
+from modnet_matting.inference.backends.openvino import save_ir
+from modnet_matting.inference.hardware import cpu_name, openvino_version
+from modnet_matting.inference.int8 import compare_mattes, find_images, network_inputs, quantize_openvino, split_images
 from modnet_matting.io import atomic_write
-from modnet_matting.quantize import (
-    compare_mattes,
-    find_images,
-    network_inputs,
-    quantize_openvino,
-    save_ir,
-    split_images,
-)
 from modnet_matting.weights import load_weights, save_weights, with_card
 
 
@@ -72,8 +65,8 @@ def record_accuracy(model: torch.nn.Module, config, rows: list[dict], photos: in
         if row["path"] in RECORDED_PATHS:
             accuracy[RECORDED_PATHS[row["path"]]] = {
                 "mad": round(row["mad"], 6), "worst_photo_mad": round(row["worst_mad"], 6), "photos": photos,
-                "reference": "torch fp32", "measured": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(),
-                "openvino": _openvino_version(),
+                "reference": "torch fp32", "measured": time.strftime("%Y-%m-%d"), "cpu": cpu_name(),
+                "openvino": openvino_version(),
             }
     save_weights(model, out, with_card(config, accuracy=accuracy))
     print(f"wrote {out} (accuracy recorded for {', '.join(sorted(accuracy))})", file=sys.stderr)

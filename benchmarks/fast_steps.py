@@ -60,7 +60,8 @@ def _int8(args: argparse.Namespace, onnx_path: Path, folder: Path) -> Path | Non
     if args.int8:
         return args.int8
     try:
-        from modnet_matting.quantize import find_images, network_inputs, quantize_openvino, save_ir
+        from modnet_matting.inference.backends.openvino import save_ir
+        from modnet_matting.inference.int8 import find_images, network_inputs, quantize_openvino
     except ImportError:
         return None
     found = find_images([args.photos])

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from modnet_matting.evaluate.runner import Conventions, ModelMethod, evaluate, find_dataset
-from modnet_matting.inference import Predictor, _cpu_name, make_backend
+from modnet_matting.inference import Predictor, make_backend
+from modnet_matting.inference.hardware import cpu_name
 from modnet_matting.io import atomic_write
 from modnet_matting.weights import WeightsConfig, load_weights, save_weights
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         marker = " (stored)" if size == config.preprocess.reference_size else ""
         print(f"| {size}{marker} | {cells} | {mean_iou:.4f} | {mean_mad:.4f} |")
     report = {"backend": f"{args.backend} {args.precision}",
-              "weights": str(args.weights), "machine": _cpu_name(), "date": time.strftime("%Y-%m-%d"),
+              "weights": str(args.weights), "machine": cpu_name(), "date": time.strftime("%Y-%m-%d"),
               "stored_size": config.preprocess.reference_size, "results": results}
     atomic_write(args.json, json.dumps(report, indent=2).encode())
     if args.apply:

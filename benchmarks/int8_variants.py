@@ -7,8 +7,8 @@
 Same photo split as ``fast_accuracy.py`` (100 calibration photos spread over the
 sets, 40 others held out); every candidate is an OpenVINO int8 model (float
 parts in f32) whose mattes are compared with fp32 eager PyTorch on the held-out
-photos (MAD, ``quantize.compare_mattes``). Post-training variants change one
-NNCF setting at a time from ``quantize.quantize_openvino``'s. ``--qat-steps``
+photos (MAD, ``inference.int8.compare_mattes``). Post-training variants change one
+NNCF setting at a time from ``inference.int8.quantize_openvino``'s. ``--qat-steps``
 quantises the PyTorch network with NNCF instead (same first/last convolutions
 kept in float), then fine-tunes it, fake-quantised, to reproduce the fp32
 network's matte (L1 distillation, Adam, one photo per step at its inference
@@ -32,17 +32,11 @@ from pathlib import Path
 import torch
 
 from modnet_matting.inference import OPENVINO_HALF_NORM, OpenVinoBackend, Predictor, TorchBackend
+from modnet_matting.inference.backends.openvino import save_ir
+from modnet_matting.inference.int8 import compare_mattes, find_images, network_inputs, quantize_openvino, split_images
 from modnet_matting.io import atomic_write
 from modnet_matting.model import MatteOnly
 from modnet_matting.model.fuse import fuse_modnet
-from modnet_matting.quantize import (
-    compare_mattes,
-    find_images,
-    network_inputs,
-    quantize_openvino,
-    save_ir,
-    split_images,
-)
 from modnet_matting.weights import load_weights
 
 

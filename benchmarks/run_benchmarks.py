@@ -34,6 +34,7 @@ import torch
 
 from modnet_matting.evaluate import peers as P
 from modnet_matting.evaluate.composite import build_composites
+from modnet_matting.evaluate.report import write_reports
 from modnet_matting.evaluate.runner import (
     Conventions,
     Dataset,
@@ -42,7 +43,6 @@ from modnet_matting.evaluate.runner import (
     Row,
     evaluate,
     find_dataset,
-    write_reports,
 )
 from modnet_matting.evaluate.speed import format_report, run_benchmark
 from modnet_matting.inference import load_model

@@ -211,13 +211,13 @@ def test_openvino_is_cpu_only_and_int8_needs_calibration(net: MODNet) -> None:
 @needs_openvino
 def test_auto_prefers_openvino_and_checks_lossy_paths(net: MODNet, monkeypatch: pytest.MonkeyPatch,
                                                       cache: Path) -> None:
-    monkeypatch.setattr(inference, "ACCURACY_BOUND", 0.0)  # nothing lossy can pass
+    monkeypatch.setattr(inference.auto, "ACCURACY_BOUND", 0.0)  # nothing lossy can pass
     backend = make_backend(net, "auto", "cpu", "auto")
     assert isinstance(backend, OpenVinoBackend) and backend.precision == "fp32"
     checks = cache / "auto" / "accuracy.json"
     remembered = checks.is_file() and ":openvino:bf16:" in checks.read_text()
     assert remembered == openvino_bf16_supported()  # the bf16 measurement is kept for next time
-    monkeypatch.setattr(inference, "ACCURACY_BOUND", 1.0)  # anything passes
+    monkeypatch.setattr(inference.auto, "ACCURACY_BOUND", 1.0)  # anything passes
     expected = "bf16" if openvino_bf16_supported() else "fp32"
     assert make_backend(net, "auto", "cpu", "auto").precision == expected
     assert make_backend(net, "auto", "cpu", "fp32").precision == "fp32"  # an explicit precision is kept
@@ -231,7 +231,7 @@ def test_auto_trusts_the_held_out_accuracy_recorded_with_the_weights(net: MODNet
     def one_photo_check(*_args: object) -> float:
         raise AssertionError("the one-photo check ran although the weights record a figure")
 
-    monkeypatch.setattr(inference, "_measured_error", one_photo_check)
+    monkeypatch.setattr(inference.auto, "measured_error", one_photo_check)
     within = WeightsConfig(card={"accuracy": {"openvino bf16": {"mad": 0.001, "photos": 40}}})
     assert make_backend(net, "auto", "cpu", "auto", config=within).precision == "bf16"
     over = WeightsConfig(card={"accuracy": {"openvino bf16": {"mad": 0.01}, "torch bf16": {"mad": 0.01}}})
@@ -241,7 +241,7 @@ def test_auto_trusts_the_held_out_accuracy_recorded_with_the_weights(net: MODNet
 
 def test_auto_falls_back_without_openvino(net: MODNet, batch: np.ndarray, reference: np.ndarray,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: False)
+    monkeypatch.setattr(inference.auto, "cpu_bf16_native", lambda: False)
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
     assert not openvino_available()
     backend = make_backend(net, "auto", "cpu", "auto")
@@ -259,12 +259,12 @@ def test_auto_uses_torch_bf16_only_where_the_cpu_has_it(net: MODNet, monkeypatch
     """Without OpenVINO, bf16 autocast is the fast path (ahead of ONNX Runtime), if the CPU computes bf16 natively."""
     monkeypatch.setitem(sys.modules, "openvino", None)
     within = WeightsConfig(card={"accuracy": {"torch bf16": {"mad": 0.001, "photos": 40}}})
-    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: True)
+    monkeypatch.setattr(inference.auto, "cpu_bf16_native", lambda: True)
     backend = make_backend(net, "auto", "cpu", "auto", config=within)
     assert isinstance(backend, TorchBackend) and backend.precision == "bf16"
     over = WeightsConfig(card={"accuracy": {"torch bf16": {"mad": 0.01, "photos": 40}}})
     assert isinstance(make_backend(net, "auto", "cpu", "auto", config=over), OnnxBackend)
-    monkeypatch.setattr(inference, "cpu_bf16_native", lambda: False)  # emulated bf16 would be slower
+    monkeypatch.setattr(inference.auto, "cpu_bf16_native", lambda: False)  # emulated bf16 would be slower
     assert isinstance(make_backend(net, "auto", "cpu", "auto", config=within), OnnxBackend)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert make_backend(net, "auto", "cpu", "auto", config=within).precision == "fp32"
@@ -376,17 +376,42 @@ def test_cli_export_rejects_bad_options(weights_file: Path, tmp_path: Path, monk
 
 def test_cli_matte_defaults_to_auto(weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = {}
-    real = inference.make_backend
+    real = inference.select_backend
 
     def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         backend = real(*args, **kwargs)
         chosen["backend"] = backend
         return backend
 
-    monkeypatch.setattr(inference, "make_backend", spy)
+    monkeypatch.setattr(inference, "select_backend", spy)
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), make_portrait(96, 64)[0])
     assert main(["matte", str(photo), "--weights", str(weights_file), "--device", "cpu"]) == 0
     assert (tmp_path / "p.alpha.png").is_file()
     expected = OpenVinoBackend if openvino_available() else OnnxBackend
     assert isinstance(chosen["backend"], expected)
+
+
+@needs_openvino
+def test_every_kind_of_weights_takes_the_one_path_to_a_backend(weights_file: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry/safetensors, .onnx and .xml each chose their backend their own way (three copies of the choice)."""
+    ir, onnx_file = tmp_path / "m.xml", tmp_path / "m.onnx"
+    assert main(["export", "--format", "openvino", "--weights", str(weights_file), "-o", str(ir)]) == 0
+    assert main(["export", "--format", "onnx", "--weights", str(weights_file), "-o", str(onnx_file)]) == 0
+    seen = []
+    real = inference.select_backend
+
+    def spy(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(source.kind)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "select_backend", spy)
+    image = make_portrait(64, 96, seed=3)[0]
+    mattes = [load_model(path, device="cpu", precision="fp32").predict(image) for path in (weights_file, onnx_file, ir)]
+    assert seen == ["network", "onnx", "ir"]
+    assert max(float(np.abs(m - mattes[0]).max()) for m in mattes) < 1e-3
+    with pytest.raises(ValueError, match="runs on the openvino backend, not onnx"):
+        load_model(ir, device="cpu", backend="onnx")
+    with pytest.raises(ValueError, match="runs on the CPU here" if torch.cuda.is_available() else "CUDA was requested"):
+        load_model(onnx_file, device="cuda", backend="openvino")  # it once ran ONNX Runtime on CUDA instead

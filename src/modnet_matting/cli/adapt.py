@@ -47,7 +47,7 @@ def _stem(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import pick_device
+    from ..inference.hardware import pick_device
     from ..train.soc import FrameSet, SOCAdapter, SOCConfig, load_frames
     from ..weights import load_weights, resolve, save_weights, with_card
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..evaluate.speed import format_report, parse_size, run_benchmark
-    from ..inference import pick_device
+    from ..inference.hardware import pick_device
     from ..io import atomic_write
 
     try:

@@ -131,7 +131,8 @@ def _model_method(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.runner import Conventions, evaluate, find_dataset, format_table, write_reports
+    from ..evaluate.report import format_table, write_reports
+    from ..evaluate.runner import Conventions, evaluate, find_dataset
 
     if not args.data:
         raise CLIError("--data DIR is required (or use `modnet eval composites ...`)")

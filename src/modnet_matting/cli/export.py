@@ -98,7 +98,7 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
     if args.format == "openvino":
         import openvino as ov
 
-        from ..quantize import save_ir
+        from ..inference.backends.openvino import save_ir
 
         onnx_path = cached_onnx(fuse_modnet(model, OPENVINO_HALF_NORM), config)
         return [save_ir(ov.Core().read_model(str(onnx_path)), args.out, config)]
@@ -107,7 +107,7 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
     except ImportError:
         raise CLIError("int8 calibration needs NNCF: pip install 'modnet-matting[openvino]'") from None
     from ..export import fingerprint
-    from ..quantize import calibrate_int8
+    from ..inference.int8 import calibrate_int8
 
     log = lambda message: print(f"modnet: {message}", file=sys.stderr)  # noqa: E731
     first = args.out if args.out is not None else int8_cache_path(fingerprint(model)[:20])
@@ -120,7 +120,7 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
     if args.cache and args.out is not None:
         import openvino as ov
 
-        from ..quantize import save_ir
+        from ..inference.backends.openvino import save_ir
 
         paths.append(save_ir(ov.Core().read_model(str(written)), int8_cache_path(fingerprint(model)[:20]), config))
     return paths
@@ -133,7 +133,7 @@ def _export_from_file(args: argparse.Namespace, source: Path) -> list[Path]:
                        f"{args.format} pass the .safetensors or .ckpt it came from")
     from ..export import read_onnx_config
     from ..inference import openvino_available
-    from ..quantize import save_ir
+    from ..inference.backends.openvino import save_ir
 
     if not openvino_available():
         raise CLIError("OpenVINO export needs the openvino package: pip install 'modnet-matting[openvino]'")

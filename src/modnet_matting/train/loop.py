@@ -33,7 +33,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from ..evaluate import metrics as M
-from ..inference import network_size, pick_device, resize
+from ..inference.hardware import pick_device
+from ..inference.preprocess import network_size, resize
 from ..model import MODNet
 from ..weights import Preprocess, WeightsConfig, WeightsNotFoundError, load_weights, save_weights
 from .augment import AugmentConfig, MattingSamples, StreamSampler

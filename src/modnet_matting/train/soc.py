@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from scipy.ndimage import grey_dilation, grey_erosion
 from torch import nn
 
-from ..inference import network_size, normalise, resize
+from ..inference.preprocess import network_size, normalise, resize
 from ..io import IMAGE_SUFFIXES, ImageReadError, atomic_write, read_image
 from ..weights import Preprocess
 from .losses import semantic_target

@@ -247,7 +247,7 @@ def recalibrate_batchnorm(backbone: MobileNetV2Backbone, folded: FoldedBackbone,
 
 def calibration_tensors(images: Iterable[np.ndarray], short_side: int = 256) -> Iterable[torch.Tensor]:
     """RGB uint8 photos as [1, 3, H, W] network inputs at ``short_side`` (sides multiples of 32)."""
-    from ..inference import network_size, resize
+    from ..inference.preprocess import network_size, resize
     from ..weights import Preprocess
 
     pre = Preprocess(reference_size=short_side, resize_mode="short_side")

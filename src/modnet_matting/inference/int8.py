@@ -7,55 +7,34 @@ sets the quantisation ranges from the first, and the int8 matte is compared with
 the fp32 matte (eager PyTorch, the authors' way) on the second. That mean
 absolute difference (MAD) is stored in the IR next to the weights config, and
 ``backend="auto"`` only uses an int8 model whose MAD is within
-``inference.ACCURACY_BOUND``.
+``inference.auto.ACCURACY_BOUND``.
 
 Entry point for users: ``modnet export --format openvino-int8 --calibration DIR``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .inference import (
-    IR_CONFIG_PATH,
-    OPENVINO_HALF_NORM,
-    OpenVinoBackend,
-    Predictor,
-    TorchBackend,
-    network_size,
-    normalise,
-    resize,
-)
-from .io import IMAGE_SUFFIXES, ImageReadError, read_image
-from .weights import WeightsConfig
+from ..io import IMAGE_SUFFIXES, ImageReadError, read_image
+from ..weights import WeightsConfig
+from .backends.openvino import OPENVINO_HALF_NORM, Accuracy, OpenVinoBackend, save_ir
+from .backends.torch import TorchBackend
+from .predictor import Predictor
+from .preprocess import network_input
 
-#: Where the held-out accuracy measurement is kept in the IR's runtime info.
-IR_ACCURACY_PATH = ["modnet", "int8_accuracy"]
 DEFAULT_CALIBRATION_SIZE = 160
 DEFAULT_HOLDOUT = 40
 #: Layers left in floating point: the first conv sees raw pixels and the last one
 #: writes the matte, where int8 steps show up directly as banding in the alpha.
 KEEP_FLOAT = ("first", "last")
-
-
-@dataclass
-class Accuracy:
-    """int8 vs fp32 mattes on held-out photos (alpha in [0, 1] at each photo's size)."""
-
-    images: int
-    mad: float  # mean over photos of the per-photo mean absolute difference
-    worst_mad: float  # the largest per-photo MAD
-    max_abs: float  # the largest single-pixel difference
 
 
 def find_images(folders: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -93,8 +72,7 @@ def network_inputs(paths: Sequence[Path], config: WeightsConfig,
             if skipped is not None:
                 skipped.append((path, str(exc)))
             continue
-        height, width = network_size(rgb.shape[0], rgb.shape[1], pre)
-        inputs.append(normalise(resize(rgb, height, width), pre)[None])
+        inputs.append(network_input(rgb, pre)[None])
     return inputs
 
 
@@ -137,41 +115,6 @@ def quantize_openvino(onnx_path: str | os.PathLike[str], calibration: Sequence[n
     )
 
 
-def save_ir(ov_model, path: str | os.PathLike[str], config: WeightsConfig,  # noqa: ANN001 - openvino.Model
-            accuracy: Accuracy | None = None) -> Path:
-    """Write ``path`` (.xml) and its .bin with the weights config (and accuracy) inside.
-
-    Written under temporary names in the same folder, then renamed, .bin first, so
-    a reader never sees an .xml without its weights.
-    """
-    import openvino as ov
-
-    target = Path(path)
-    if target.suffix.lower() != ".xml":
-        raise ValueError(f"an OpenVINO IR is an .xml file (with a .bin beside it), not {target.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ov_model.set_rt_info(config.to_json(), IR_CONFIG_PATH)
-    if accuracy is not None:
-        ov_model.set_rt_info(json.dumps(asdict(accuracy)), IR_ACCURACY_PATH)
-    scratch = Path(tempfile.mkdtemp(prefix=".modnet-ir-", dir=target.parent))
-    try:
-        ov.save_model(ov_model, str(scratch / "model.xml"), compress_to_fp16=False)
-        os.replace(scratch / "model.bin", target.with_suffix(".bin"))  # the .xml finds it by its stem
-        os.replace(scratch / "model.xml", target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-def read_ir_accuracy(ov_model) -> Accuracy | None:  # noqa: ANN001 - openvino.Model
-    """The held-out accuracy recorded at calibration, if any."""
-    if not ov_model.has_rt_info(IR_ACCURACY_PATH):
-        return None
-    with contextlib.suppress(ValueError, TypeError):
-        return Accuracy(**json.loads(ov_model.get_rt_info(IR_ACCURACY_PATH).astype(str)))
-    return None
-
-
 def compare_mattes(candidate: Predictor, reference: Predictor, paths: Sequence[Path],
                    progress: Callable[[int, int], None] | None = None,
                    memo: dict[Path, np.ndarray] | None = None) -> Accuracy:
@@ -210,8 +153,8 @@ def calibrate_int8(
     log: Callable[[str], None] = print,
 ) -> tuple[Path, Accuracy | None]:
     """Calibrate, measure on held-out photos, write the int8 IR; returns its path and the accuracy."""
-    from .export import cached_onnx
-    from .model.fuse import fuse_modnet
+    from ..export import cached_onnx
+    from ..model.fuse import fuse_modnet
 
     paths = find_images(folders)
     if len(paths) < 2:

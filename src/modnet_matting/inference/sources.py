@@ -1,0 +1,195 @@
+"""What the weights are, and how each runtime gets them.
+
+A ``Source`` is one of three kinds: our network in PyTorch (a registry name,
+``.safetensors`` or ``.ckpt``), a given ONNX file, or a given OpenVINO IR. It knows
+which runtimes can run it, says so in one line when asked for another, and
+becomes the file a runtime needs on demand: the network is exported to ONNX once
+per weights and graph form (cached by fingerprint, ``export.cached_onnx``), and its
+int8 IR is looked up in the cache where ``modnet export --cache`` wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..weights import CheckpointError, WeightsConfig, WeightsNotFoundError, load_weights, sha256_of
+from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend
+from .backends.openvino import (
+    OpenVinoBackend,
+    check_ir_files,
+    int8_cache_path,
+    is_quantized,
+    read_ir,
+    read_ir_config,
+)
+from .backends.torch import TorchBackend
+from .hardware import need_openvino
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .backends import Backend
+
+#: The runtimes each kind of source can feed.
+RUNTIMES = {"network": ("torch", "compile", "onnx", "openvino"), "onnx": ("onnx", "openvino"), "ir": ("openvino",)}
+_DESCRIPTION = {"onnx": "ONNX", "ir": "OpenVINO"}
+
+
+@dataclass
+class Source:
+    """What a backend is built from; make one with ``open_source`` or ``Source.network``."""
+
+    kind: str  # "network", "onnx" or "ir"
+    config: WeightsConfig
+    model: nn.Module | None = None  # kind "network"
+    path: Path | None = None  # kinds "onnx" and "ir": the given file, run as it is
+    ir_model: object | None = None  # kind "ir": the file as OpenVINO read it
+    _key: str | None = None
+    _exports: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def network(cls, model: nn.Module, config: WeightsConfig | None = None) -> Source:
+        return cls("network", config or WeightsConfig(), model=model)
+
+    @classmethod
+    def onnx_file(cls, path: Path) -> Source:
+        from ..export import read_onnx_config
+
+        _must_exist(path)
+        try:
+            config = read_onnx_config(path)
+        except Exception as exc:  # onnx raises its own types on a file that is not a model
+            raise CheckpointError(f"{path} is not a usable ONNX model ({type(exc).__name__}: {exc})") from None
+        return cls("onnx", config, path=path)
+
+    @classmethod
+    def ir_file(cls, path: Path) -> Source:
+        _must_exist(path)
+        check_ir_files(path)
+        need_openvino()
+        ir_model = read_ir(path)
+        return cls("ir", read_ir_config(ir_model), path=path, ir_model=ir_model)
+
+    @property
+    def quantized(self) -> bool:
+        """An int8 IR given as it is: int8 is what the user chose, not a lossy path ``auto`` picks."""
+        return self.kind == "ir" and is_quantized(self.ir_model)
+
+    @property
+    def key(self) -> str:
+        """Fingerprint of the weights: names cached exports and accuracy checks."""
+        if self._key is None:
+            if self.model is not None:
+                from ..export import fingerprint
+
+                self._key = fingerprint(self.model)[:20]
+            else:
+                weights = self.path.with_suffix(".bin") if self.kind == "ir" else self.path
+                self._key = sha256_of(weights)[:20]  # type: ignore[arg-type]
+        return self._key
+
+    def check(self, backend: str, precision: str) -> None:
+        """The user's backend and precision against what this kind of source runs: one-line errors."""
+        if self.kind == "onnx":
+            if backend not in ("auto", *RUNTIMES["onnx"]):
+                raise ValueError(f"an .onnx model runs on the onnx or openvino backend, not {backend}")
+            if backend == "onnx" and precision not in ("fp32", "auto"):
+                raise ValueError(f"an .onnx model runs in fp32 only on the onnx backend, not {precision}")
+        elif self.kind == "ir":
+            if backend not in ("auto", "openvino"):
+                raise ValueError(f"an OpenVINO IR (.xml) runs on the openvino backend, not {backend}: pass the "
+                                 ".safetensors or .ckpt it came from for that backend")
+            if precision not in ("auto", "fp32", "bf16", "int8"):
+                raise ValueError(f"an OpenVINO model runs in fp32, bf16 or int8, not {precision}")
+            if precision == "int8" and not self.quantized:
+                raise ValueError(f"{self.path} is not an int8 model; export one with --format openvino-int8")
+
+    def torch_model(self, backend: str) -> nn.Module:
+        if self.model is None:
+            raise ValueError(f"the {backend} backend needs PyTorch weights, not an {_DESCRIPTION[self.kind]} file")
+        return self.model
+
+    def onnx(self, half_norm: str | None) -> Path:
+        """The ONNX graph; exported from our network BatchNorm-folded (``model.fuse``) in ``half_norm`` form,
+        or as it is (None)."""
+        if self.kind == "ir":
+            raise ValueError("an OpenVINO IR runs on the openvino backend only")
+        if self.kind == "onnx":
+            return self.path  # type: ignore[return-value]
+        form = half_norm or "unfolded"
+        if form not in self._exports:
+            from ..export import cached_onnx
+            from ..model.fuse import fuse_modnet
+
+            network = self.model if half_norm is None else fuse_modnet(self.model, half_norm)  # type: ignore[arg-type]
+            self._exports[form] = cached_onnx(network, self.config)  # type: ignore[arg-type]
+        return self._exports[form]
+
+    def openvino_input(self, half_norm: str) -> Path:
+        """What OpenVINO reads for fp32/bf16: the given IR, else the ONNX graph."""
+        return self.path if self.kind == "ir" else self.onnx(half_norm)  # type: ignore[return-value]
+
+    def int8_ir(self) -> Path:
+        """The int8 IR: the given one, or the one calibrated for these weights into the cache."""
+        if self.kind == "ir":
+            if not self.quantized:
+                raise ValueError(f"{self.path} is not an int8 model; export one with --format openvino-int8")
+            return self.path  # type: ignore[return-value]
+        if self.kind == "onnx":
+            raise ValueError("an ONNX file has no int8 model: export one with --format openvino-int8 and pass "
+                             "its .xml")
+        path = int8_cache_path(self.key)
+        if not path.is_file():
+            raise ValueError("no int8 model calibrated for these weights yet: run "
+                             "`modnet export --format openvino-int8 --calibration DIR --cache` first")
+        return path
+
+    def reference(self) -> Backend:
+        """The exact fp32 path lossy candidates are checked against."""
+        if self.kind == "network":
+            return TorchBackend(self.model, "cpu", "fp32")  # type: ignore[arg-type]
+        if self.kind == "onnx":
+            return OnnxBackend(self.onnx(ONNXRUNTIME_HALF_NORM), "cpu")
+        return OpenVinoBackend(self.path, "fp32", model=self.ir_model)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def file_errors(self) -> Iterator[None]:
+        """A given file that no runtime can run is the file's fault: a ``CheckpointError`` naming it.
+
+        The user's own choices (a precision or device this kind cannot run) stay ``ValueError``s.
+        """
+        if self.kind == "network":
+            yield
+            return
+        what = f"{self.path} is not a usable {_DESCRIPTION[self.kind]} model"
+        try:
+            yield
+        except ValueError as exc:
+            if not str(exc).startswith("no backend can run here"):
+                raise
+            raise CheckpointError(f"{what} ({exc})") from None
+        except (CheckpointError, WeightsNotFoundError):
+            raise
+        except Exception as exc:  # the runtimes raise their own exception types on a bad file
+            raise CheckpointError(f"{what} ({type(exc).__name__}: {exc})") from None
+
+
+def open_source(name_or_path: str | os.PathLike[str] | None) -> Source:
+    """A registry name, weights file (``.safetensors``, ``.ckpt``), ``.onnx`` or OpenVINO ``.xml``."""
+    lowered = str(name_or_path).lower() if name_or_path is not None else ""
+    if lowered.endswith(".onnx"):
+        return Source.onnx_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
+    if lowered.endswith(".xml"):
+        return Source.ir_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
+    return Source.network(*load_weights(name_or_path))
+
+
+def _must_exist(path: Path) -> None:
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
