@@ -13,7 +13,7 @@ import modnet_matting
 
 PACKAGE = Path(modnet_matting.__file__).parent
 #: Ground first; parts in one layer do not import each other.
-LAYERS = [{"model"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"}, {"evaluate", "video"},
+LAYERS = [{"model"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"}, {"evaluate", "video", "deploy"},
           {"train"}, {"server"}, {"cli"}, {"__init__", "__main__"}]
 #: Inside ``inference/``, the same rule: probes and preprocessing, runtimes, sources, the choice, the face.
 INFERENCE_LAYERS = [{"preprocess", "hardware"}, {"backends"}, {"predictor", "sources"}, {"auto", "int8"}, {"__init__"}]

@@ -167,18 +167,34 @@ def fetch(name: str, sha256: str | None = None) -> Path:
             f"no checksum is recorded for '{name}' (the authors publish none): pass with --sha256 the SHA-256 "
             f"of a copy you trust (see 'Weights' in the README), or use --weights FILE with a file you already have"
         )
-    target = cache_dir() / (entry.filename or f"{name}.ckpt")
-    if target.exists() and sha256_of(target) == expected:
+    return download_verified(entry.url, expected, cache_dir() / (entry.filename or f"{name}.ckpt"), f"'{name}'")
+
+
+#: Largest file ``download_verified`` accepts (the biggest thing fetched is a 35 MB runtime package).
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+
+
+def download_verified(url: str, sha256: str, target: Path, what: str) -> Path:
+    """``target`` if it already has the SHA-256, else the file at ``url``, verified, written atomically.
+
+    Read in blocks up to ``MAX_DOWNLOAD_BYTES``, so a wrong URL cannot fill memory;
+    nothing is written unless the checksum matches.
+    """
+    if target.exists() and sha256_of(target) == sha256:
         return target
-    with urllib.request.urlopen(entry.url, timeout=60) as response:  # noqa: S310 - explicit URL
-        data = response.read()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise CheckpointError(f"checksum mismatch for '{name}': expected {expected}, got {actual}")
+    digest, blocks, size = hashlib.sha256(), [], 0
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - explicit URL
+        for block in iter(lambda: response.read(1 << 20), b""):
+            size += len(block)
+            if size > MAX_DOWNLOAD_BYTES:
+                raise CheckpointError(f"{url} is larger than {MAX_DOWNLOAD_BYTES >> 20} MB; not {what}")
+            digest.update(block)
+            blocks.append(block)
+    if digest.hexdigest() != sha256:
+        raise CheckpointError(f"checksum mismatch for {what}: expected {sha256}, got {digest.hexdigest()}")
     from .io import atomic_write
 
-    atomic_write(target, data)
-    return target
+    return atomic_write(target, b"".join(blocks))
 
 
 def _entry(name: str) -> WeightsEntry:

@@ -1,4 +1,4 @@
-"""``modnet export``: the inference path as ONNX (dynamic batch/height/width), TorchScript or OpenVINO IR.
+"""``modnet export``: the inference path as ONNX, TorchScript, OpenVINO IR, Core ML, or a web page.
 
 Input ``input`` [B, 3, H, W] RGB in [-1, 1] (H, W multiples of 32), output
 ``output`` [B, 1, H, W] alpha. After writing, the file is run once next to eager
@@ -6,6 +6,9 @@ PyTorch and the largest difference is printed. ``openvino`` writes an fp32 IR
 (.xml + .bin) of the BatchNorm-folded network; ``openvino-int8`` quantises it
 with NNCF, calibrated on the photos under ``--calibration DIR`` and measured
 against fp32 on held-out ones (``--cache`` lets ``--backend auto`` use it).
+``coreml`` writes an ``.mlpackage`` at a fixed ``--size`` (image in, alpha out, fp16);
+``web`` writes a folder that mattes photos and the camera in the browser
+(onnxruntime-web; docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -28,12 +31,19 @@ _CHECK_SIZE = (64, 96)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="export to ONNX or TorchScript", description=__doc__.split("\n\n")[0], allow_abbrev=False
+        "export", help="export to ONNX, TorchScript, OpenVINO, Core ML or a web page",
+        description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    parser.add_argument("--format", required=True, choices=["onnx", "torchscript", "openvino", "openvino-int8"])
+    parser.add_argument("--format", required=True,
+                        choices=["onnx", "torchscript", "openvino", "openvino-int8", "coreml", "web"])
     parser.add_argument("--weights", default=None, help="registry name or checkpoint file (default: modnet-people)")
-    parser.add_argument("-o", "--out", type=Path, help="file to write (.xml for openvino formats; "
-                        "optional with --cache)")
+    parser.add_argument("-o", "--out", type=Path, help="file to write (.xml for openvino formats, .mlpackage for "
+                        "coreml, a folder for web; optional with --cache)")
+    parser.add_argument("--size", metavar="WxH", help="coreml: the fixed input size, width x height, multiples of "
+                        "32 (default 320x448, a portrait frame)")
+    parser.add_argument("--runtime", type=Path, metavar="PATH",
+                        help="web: onnxruntime-web's npm package (.tgz) or its unpacked folder (default: the "
+                             "cached copy, downloaded once from the npm registry with its SHA-256 checked)")
     parser.add_argument("--calibration", type=Path, action="append", metavar="DIR",
                         help="openvino-int8: folder of real photos (searched recursively; repeatable)")
     parser.add_argument("--calibration-size", type=int, default=160, metavar="N",
@@ -75,7 +85,7 @@ def _check_args(args: argparse.Namespace) -> None:
     int8 = args.format == "openvino-int8"
     if args.out is None and not (int8 and args.cache):
         raise CLIError("-o FILE is required (openvino-int8 may use --cache instead)")
-    if args.out is not None and args.out.exists() and args.out.is_dir():
+    if args.out is not None and args.out.is_dir() and args.format not in ("web", "coreml"):
         raise CLIError(f"-o {args.out} is a folder; give a file name")
     if args.format.startswith("openvino") and args.out is not None and args.out.suffix.lower() != ".xml":
         raise CLIError("an OpenVINO model is written as FILE.xml (with FILE.bin beside it): give -o FILE.xml")
@@ -83,6 +93,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("openvino-int8 needs --calibration DIR: a folder of real photos to set the int8 ranges")
     if not int8 and (args.calibration or args.cache):
         raise CLIError("--calibration and --cache are for --format openvino-int8")
+    if args.size is not None and args.format != "coreml":
+        raise CLIError("--size is for --format coreml (the other formats take any size)")
+    if args.runtime is not None and args.format != "web":
+        raise CLIError("--runtime is for --format web")
+    if args.format == "coreml" and args.out is not None and args.out.suffix.lower() != ".mlpackage":
+        raise CLIError("a Core ML model is written as NAME.mlpackage: give -o NAME.mlpackage")
+    if args.format == "web" and args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"-o {args.out} is a file; --format web writes a folder")
     if int8 and (args.calibration_size < 1 or args.holdout < 0):
         raise CLIError("--calibration-size must be at least 1 and --holdout at least 0")
 
@@ -124,6 +142,65 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
 
         paths.append(save_ir(ov.Core().read_model(str(written)), int8_cache_path(fingerprint(model)[:20]), config))
     return paths
+
+
+def _parse_size(text: str | None) -> tuple[int, int]:
+    """``WxH`` -> (height, width); the default is the Core ML module's."""
+    from ..deploy.coreml import DEFAULT_SIZE
+
+    if text is None:
+        return DEFAULT_SIZE
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise CLIError(f"--size takes WIDTHxHEIGHT, e.g. 320x448, not {text!r}") from None
+    return height, width
+
+
+def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # noqa: ANN001
+    """Core ML or the web folder; their converters' errors are one line."""
+    try:
+        if args.format == "coreml":
+            from ..deploy.coreml import export_coreml
+
+            return [export_coreml(model, args.out, config, _parse_size(args.size))]
+        from ..deploy.web import export_web, runtime_files
+
+        if args.runtime is None and not _runtime_cached():
+            print(f"modnet: fetching onnxruntime-web for the page (35 MB, once) from {_runtime_url()}",
+                  file=sys.stderr)
+        runtime_files(args.runtime)  # a bad runtime fails before the model is exported
+        return [export_web(model, args.out, config, args.runtime)]
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _runtime_cached() -> bool:
+    from ..deploy.web import cached_runtime
+
+    return cached_runtime().is_file()
+
+
+def _runtime_url() -> str:
+    from ..deploy.web import RUNTIME_URL
+
+    return RUNTIME_URL
+
+
+def _report_deploy(args: argparse.Namespace, path: Path) -> None:
+    """Sizes, and what can be checked here: the web page's ONNX against PyTorch; Core ML's spec only."""
+    from ..deploy.web import folder_size
+
+    size = folder_size(path) if path.is_dir() else path.stat().st_size
+    print(f"wrote {path} ({args.format}, {size / 1e6:.1f} MB)", file=sys.stderr)
+    if args.format == "coreml":
+        print("modnet: Core ML predicts only on macOS; check it there with: python -c \"import coremltools as ct, "
+              f"PIL.Image as I; m = ct.models.MLModel('{path.name}'); "
+              "print(m.predict({'image': I.open('photo.jpg').convert('RGB').resize((W, H))})['alpha'].shape)\"",
+              file=sys.stderr)
+    else:
+        print(f"modnet: serve it with: python -m http.server -d {path} 8000, then open http://localhost:8000",
+              file=sys.stderr)
 
 
 def _export_from_file(args: argparse.Namespace, source: Path) -> list[Path]:
@@ -175,21 +252,24 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"refusing to overwrite the weights file {source}")
     model, config = load_weights(args.weights)
     if args.format == "onnx":
-        export_onnx(model, args.out, opset=args.opset, config=config)
-        written = [args.out]
+        written = [export_onnx(model, args.out, opset=args.opset, config=config)]
     elif args.format == "torchscript":
-        export_torchscript(model, args.out, config=config)
-        written = [args.out]
+        written = [export_torchscript(model, args.out, config=config)]
+    elif args.format in ("coreml", "web"):
+        written = _export_deploy(args, model, config)
+        _report_deploy(args, written[0])
     else:
         written = _export_openvino(args, model, config)
-    for path in written:
-        print(f"wrote {path} ({args.format})", file=sys.stderr)
-    if args.no_check or args.format == "openvino-int8":
-        return 0  # int8 is judged on real photos (the held-out MAD printed above); a random input says nothing
+    if args.format not in ("coreml", "web"):
+        for path in written:
+            print(f"wrote {path} ({args.format})", file=sys.stderr)
+    if args.no_check or args.format in ("openvino-int8", "coreml"):
+        return 0  # int8 is judged on real photos (the held-out MAD printed above); Core ML runs on macOS only
+    checked, runtime = (written[0] / "model.onnx", "onnx") if args.format == "web" else (written[0], args.format)
     batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, *_CHECK_SIZE)).astype(np.float32)
     with torch.no_grad():
         expected = model.eval().forward_matte(torch.from_numpy(batch)).numpy()
-    diff = max_difference(_run_exported(args.format, written[0], batch), expected)
+    diff = max_difference(_run_exported(runtime, checked, batch), expected)
     print(f"max |export - pytorch| at {_CHECK_SIZE[0]}x{_CHECK_SIZE[1]}: {diff:.2e}", file=sys.stderr)
     if diff > PARITY_TOLERANCE:
         print(f"modnet: error: the export differs from PyTorch by more than {PARITY_TOLERANCE}", file=sys.stderr)

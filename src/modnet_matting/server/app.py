@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..inference import Predictor, load_model
 from ..weights import DEFAULT_WEIGHTS
-from . import security
+from . import browser, security
 from .admission import ClientGone, PixelBudget, unless_disconnected
 from .batcher import MicroBatcher, QueueFullError
 from .errors import ApiError, error_response
@@ -189,6 +189,7 @@ def create_app(
     security.install(app, allowed_hosts, cors_origins)
     _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key)
     _document_result_schema(app)
+    browser.install(app, predictor)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     return app
 
