@@ -35,12 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     parser.add_argument("--format", required=True,
-                        choices=["onnx", "torchscript", "openvino", "openvino-int8", "coreml", "web"])
+                        choices=["onnx", "torchscript", "openvino", "openvino-int8", "coreml", "tflite", "web"])
     parser.add_argument("--weights", default=None, help="registry name or checkpoint file (default: modnet-people)")
     parser.add_argument("-o", "--out", type=Path, help="file to write (.xml for openvino formats, .mlpackage for "
                         "coreml, a folder for web; optional with --cache)")
-    parser.add_argument("--size", metavar="WxH", help="coreml: the fixed input size, width x height, multiples of "
-                        "32 (default 320x448, a portrait frame)")
+    parser.add_argument("--size", metavar="WxH", help="coreml, tflite: the fixed input size, width x height, "
+                        "multiples of 32 (default 320x448, a portrait frame)")
+    parser.add_argument("--layout", choices=["nhwc", "nchw"], default=None,
+                        help="tflite: tensor layout (default nhwc, TFLite's own)")
     parser.add_argument("--runtime", type=Path, metavar="PATH",
                         help="web: onnxruntime-web's npm package (.tgz) or its unpacked folder (default: the "
                              "cached copy, downloaded once from the npm registry with its SHA-256 checked)")
@@ -65,6 +67,10 @@ def _run_exported(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
         from ..inference import OpenVinoBackend
 
         return OpenVinoBackend(path, "fp32").run(batch)
+    if fmt == "tflite":
+        from ..deploy.tflite import run_tflite
+
+        return run_tflite(path, batch)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -93,8 +99,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("openvino-int8 needs --calibration DIR: a folder of real photos to set the int8 ranges")
     if not int8 and (args.calibration or args.cache):
         raise CLIError("--calibration and --cache are for --format openvino-int8")
-    if args.size is not None and args.format != "coreml":
-        raise CLIError("--size is for --format coreml (the other formats take any size)")
+    if args.size is not None and args.format not in ("coreml", "tflite"):
+        raise CLIError("--size is for --format coreml and tflite (the other formats take any size)")
+    if args.layout is not None and args.format != "tflite":
+        raise CLIError("--layout is for --format tflite")
+    if args.format == "tflite" and args.out is not None and args.out.suffix.lower() != ".tflite":
+        raise CLIError("a TFLite model is written as NAME.tflite: give -o NAME.tflite")
     if args.runtime is not None and args.format != "web":
         raise CLIError("--runtime is for --format web")
     if args.format == "coreml" and args.out is not None and args.out.suffix.lower() != ".mlpackage":
@@ -164,6 +174,10 @@ def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # no
             from ..deploy.coreml import export_coreml
 
             return [export_coreml(model, args.out, config, _parse_size(args.size))]
+        if args.format == "tflite":
+            from ..deploy.tflite import export_tflite
+
+            return [export_tflite(model, args.out, config, _parse_size(args.size), args.layout or "nhwc")]
         from ..deploy.web import export_web, runtime_files
 
         if args.runtime is None and not _runtime_cached():
@@ -188,17 +202,15 @@ def _runtime_url() -> str:
 
 
 def _report_deploy(args: argparse.Namespace, path: Path) -> None:
-    """Sizes, and what can be checked here: the web page's ONNX against PyTorch; Core ML's spec only."""
+    """The size, and how to use or check what was written (Core ML cannot run here)."""
     from ..deploy.web import folder_size
 
     size = folder_size(path) if path.is_dir() else path.stat().st_size
     print(f"wrote {path} ({args.format}, {size / 1e6:.1f} MB)", file=sys.stderr)
     if args.format == "coreml":
-        print("modnet: Core ML predicts only on macOS; check it there with: python -c \"import coremltools as ct, "
-              f"PIL.Image as I; m = ct.models.MLModel('{path.name}'); "
-              "print(m.predict({'image': I.open('photo.jpg').convert('RGB').resize((W, H))})['alpha'].shape)\"",
-              file=sys.stderr)
-    else:
+        print("modnet: Core ML predicts only on macOS: docs/deploy.md has the one-liner that checks it there "
+              "against PyTorch", file=sys.stderr)
+    elif args.format == "web":
         print(f"modnet: serve it with: python -m http.server -d {path} 8000, then open http://localhost:8000",
               file=sys.stderr)
 
@@ -255,22 +267,23 @@ def run(args: argparse.Namespace) -> int:
         written = [export_onnx(model, args.out, opset=args.opset, config=config)]
     elif args.format == "torchscript":
         written = [export_torchscript(model, args.out, config=config)]
-    elif args.format in ("coreml", "web"):
+    elif args.format in ("coreml", "tflite", "web"):
         written = _export_deploy(args, model, config)
         _report_deploy(args, written[0])
     else:
         written = _export_openvino(args, model, config)
-    if args.format not in ("coreml", "web"):
+    if args.format not in ("coreml", "tflite", "web"):
         for path in written:
             print(f"wrote {path} ({args.format})", file=sys.stderr)
     if args.no_check or args.format in ("openvino-int8", "coreml"):
         return 0  # int8 is judged on real photos (the held-out MAD printed above); Core ML runs on macOS only
     checked, runtime = (written[0] / "model.onnx", "onnx") if args.format == "web" else (written[0], args.format)
-    batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, *_CHECK_SIZE)).astype(np.float32)
+    size = _parse_size(args.size) if args.format == "tflite" else _CHECK_SIZE  # a TFLite model has one size
+    batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, *size)).astype(np.float32)
     with torch.no_grad():
         expected = model.eval().forward_matte(torch.from_numpy(batch)).numpy()
     diff = max_difference(_run_exported(runtime, checked, batch), expected)
-    print(f"max |export - pytorch| at {_CHECK_SIZE[0]}x{_CHECK_SIZE[1]}: {diff:.2e}", file=sys.stderr)
+    print(f"max |export - pytorch| at {size[0]}x{size[1]}: {diff:.2e}", file=sys.stderr)
     if diff > PARITY_TOLERANCE:
         print(f"modnet: error: the export differs from PyTorch by more than {PARITY_TOLERANCE}", file=sys.stderr)
         return 1
