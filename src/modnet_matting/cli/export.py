@@ -1,4 +1,4 @@
-"""``modnet export``: the inference path as ONNX, TorchScript, OpenVINO IR, Core ML, or a web page.
+"""``modnet export``: the inference path as ONNX, TorchScript, OpenVINO IR, Core ML, TFLite, or a web page.
 
 Input ``input`` [B, 3, H, W] RGB in [-1, 1] (H, W multiples of 32), output
 ``output`` [B, 1, H, W] alpha. After writing, the file is run once next to eager
@@ -6,7 +6,8 @@ PyTorch and the largest difference is printed. ``openvino`` writes an fp32 IR
 (.xml + .bin) of the BatchNorm-folded network; ``openvino-int8`` quantises it
 with NNCF, calibrated on the photos under ``--calibration DIR`` and measured
 against fp32 on held-out ones (``--cache`` lets ``--backend auto`` use it).
-``coreml`` writes an ``.mlpackage`` at a fixed ``--size`` (image in, alpha out, fp16);
+``coreml`` writes an ``.mlpackage`` at a fixed ``--size`` (image in, alpha out, fp16),
+``tflite`` a float32 ``.tflite`` at a fixed ``--size`` (NHWC or NCHW);
 ``web`` writes a folder that mattes photos and the camera in the browser
 (onnxruntime-web; docs/deploy.md).
 """
@@ -31,7 +32,7 @@ _CHECK_SIZE = (64, 96)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="export to ONNX, TorchScript, OpenVINO, Core ML or a web page",
+        "export", help="export to ONNX, TorchScript, OpenVINO, Core ML, TFLite or a web page",
         description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     parser.add_argument("--format", required=True,
@@ -155,8 +156,8 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
 
 
 def _parse_size(text: str | None) -> tuple[int, int]:
-    """``WxH`` -> (height, width); the default is the Core ML module's."""
-    from ..deploy.coreml import DEFAULT_SIZE
+    """``WxH`` -> (height, width); the default is the fixed-size exports' own."""
+    from ..deploy import DEFAULT_SIZE
 
     if text is None:
         return DEFAULT_SIZE
@@ -168,7 +169,7 @@ def _parse_size(text: str | None) -> tuple[int, int]:
 
 
 def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # noqa: ANN001
-    """Core ML or the web folder; their converters' errors are one line."""
+    """Core ML, TFLite or the web folder; their converters' errors are one line."""
     try:
         if args.format == "coreml":
             from ..deploy.coreml import export_coreml
@@ -178,27 +179,13 @@ def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # no
             from ..deploy.tflite import export_tflite
 
             return [export_tflite(model, args.out, config, _parse_size(args.size), args.layout or "nhwc")]
-        from ..deploy.web import export_web, runtime_files
+        from ..deploy.web import RUNTIME_URL, cached_runtime, export_web
 
-        if args.runtime is None and not _runtime_cached():
-            print(f"modnet: fetching onnxruntime-web for the page (35 MB, once) from {_runtime_url()}",
-                  file=sys.stderr)
-        runtime_files(args.runtime)  # a bad runtime fails before the model is exported
-        return [export_web(model, args.out, config, args.runtime)]
+        if args.runtime is None and not cached_runtime().is_file():
+            print(f"modnet: fetching onnxruntime-web for the page (35 MB, once) from {RUNTIME_URL}", file=sys.stderr)
+        return [export_web(model, args.out, config, args.runtime)]  # reads the runtime before exporting the model
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
-
-
-def _runtime_cached() -> bool:
-    from ..deploy.web import cached_runtime
-
-    return cached_runtime().is_file()
-
-
-def _runtime_url() -> str:
-    from ..deploy.web import RUNTIME_URL
-
-    return RUNTIME_URL
 
 
 def _report_deploy(args: argparse.Namespace, path: Path) -> None:

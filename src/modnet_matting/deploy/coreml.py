@@ -27,12 +27,11 @@ from pathlib import Path
 from torch import nn
 
 from ..weights import WeightsConfig
-from . import need
+from . import DEFAULT_SIZE, check_size, folded_inference_module, need
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "alpha"
 CONFIG_KEY = "modnet_config"
-DEFAULT_SIZE = (448, 320)  # height, width: a portrait frame at the short side the bundled weights run at
 
 
 @contextlib.contextmanager
@@ -64,11 +63,8 @@ def export_coreml(model: nn.Module, path: str | os.PathLike[str], config: Weight
     target = Path(path)
     if target.suffix.lower() != ".mlpackage":
         raise ValueError(f"a Core ML model is written as NAME.mlpackage, not {target.name}")
-    height, width = size
-    divisor = config.preprocess.size_divisor
-    if height % divisor or width % divisor or height <= 0 or width <= 0:
-        raise ValueError(f"--size must be a positive multiple of {divisor} on both sides, not {width}x{height}")
-    mlmodel = _convert(model, config, height, width)
+    check_size(size, config)
+    mlmodel = _convert(model, config, *size)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -86,16 +82,12 @@ def _convert(model: nn.Module, config: WeightsConfig, height: int, width: int): 
     import coremltools as ct
     import torch
 
-    from ..model import MatteOnly
-    from ..model.fuse import fuse_modnet
-
     pre = config.preprocess
     if len(set(pre.mean)) != 1 or len(set(pre.std)) != 1:
         raise ValueError("a Core ML image input normalises all channels alike; these weights' mean/std differ")
     scale = 1.0 / (255.0 * pre.std[0])  # (x / 255 - mean) / std = x * scale + bias
     bias = -pre.mean[0] / pre.std[0]
-    network = model.net if isinstance(model, MatteOnly) else model
-    module = MatteOnly(fuse_modnet(network, "where")).eval()
+    module = folded_inference_module(model)
     with _quiet(), torch.no_grad():
         traced = torch.jit.trace(module, torch.zeros(1, 3, height, width))
         image = ct.ImageType(name=INPUT_NAME, shape=(1, 3, height, width), scale=scale, bias=[bias] * 3,

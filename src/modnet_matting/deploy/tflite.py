@@ -21,9 +21,8 @@ from torch import nn
 
 from ..io import atomic_write
 from ..weights import WeightsConfig
-from . import need
+from . import DEFAULT_SIZE, check_size, folded_inference_module, need
 
-DEFAULT_SIZE = (448, 320)  # height, width, as for Core ML
 LAYOUTS = ("nhwc", "nchw")
 CONFIG_KEY, IO_KEY = "modnet_config", "modnet_io"
 
@@ -55,29 +54,21 @@ def export_tflite(model: nn.Module, path: str | os.PathLike[str], config: Weight
     import litert_torch
     import torch
 
-    from ..model import MatteOnly
-    from ..model.fuse import fuse_modnet
-
     config = config or WeightsConfig()
     target = Path(path)
     if target.suffix.lower() != ".tflite":
         raise ValueError(f"a TFLite model is written as NAME.tflite, not {target.name}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout is nhwc or nchw, not {layout}")
-    height, width = size
-    if height <= 0 or width <= 0 or height % 32 or width % 32:
-        raise ValueError(f"--size must be a positive multiple of 32 on both sides, not {width}x{height}")
-    network = model.net if isinstance(model, MatteOnly) else model
-    module: nn.Module = MatteOnly(fuse_modnet(network, "where")).eval()
-    example = torch.zeros(1, 3, height, width)
+    check_size(size, config)
+    module = folded_inference_module(model)
+    example = torch.zeros(1, 3, *size)
     if layout == "nhwc":
         module, example = _ChannelsLast(module).eval(), example.permute(0, 2, 3, 1).contiguous()
     with torch.no_grad():
         converted = litert_torch.convert(module, (example,))
-    content = converted.model_content
-    flat = content() if callable(content) else content
     metadata = {CONFIG_KEY: config.to_json(), IO_KEY: json.dumps(io_description(size, layout))}
-    return atomic_write(target, finish(bytes(flat), metadata))
+    return atomic_write(target, finish(bytes(converted.model_content()), metadata))
 
 
 def finish(flatbuffer: bytes, entries: dict[str, str]) -> bytes:
