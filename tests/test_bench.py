@@ -56,3 +56,29 @@ def test_bad_sizes_are_one_line_errors(capsys) -> None:
     assert main(["bench", "--batch", "0"]) == 2
     err = capsys.readouterr().err
     assert "512x512 (height x width)" in err and "Traceback" not in err
+
+
+def test_litert_is_timed_with_one_file_per_size(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``--backends litert`` converts per size and precision (the converter is faked by a tiny graph here)."""
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
+    import modnet_matting.deploy.tflite as tflite
+    from tflite_graphs import pixel_graph
+
+    made = []
+
+    def fake_cached(model, config, size, precision):  # noqa: ANN001, ANN202 - the converter's signature
+        if precision != "fp32":
+            raise ValueError(f"a TFLite export is fp32, fp16 or int8, not {precision}")
+        made.append(size)
+        return pixel_graph(tmp_path / f"{size[0]}x{size[1]}.tflite", *size)
+
+    monkeypatch.setattr(tflite, "cached_tflite", fake_cached)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--backends", "torch,litert", "--precision", "fp32,bf16", "--sizes", "64x64,50x70",
+                 "--repeat", "1", "--warmup", "0", "--device", "cpu", "--json", str(out)]) == 0
+    rows = [r for r in json.loads(out.read_text())["results"] if r["backend"] == "litert"]
+    assert made == [(64, 64), (64, 96)]
+    assert [(r["precision"], r["height"], r["width"], r["runs_as"]) for r in rows if r["error"] is None] == [
+        ("fp32", 64, 64, "litert fp32"), ("fp32", 64, 96, "litert fp32")]
+    assert all("not bf16" in r["error"] for r in rows if r["precision"] == "bf16")
+    assert "litert" in capsys.readouterr().out

@@ -14,6 +14,10 @@ from modnet_matting.cli.main import main
     (["--format", "onnx", "--size", "320x448", "-o", "m.onnx"], "--size is for --format coreml"),
     (["--format", "coreml", "--runtime", "ort.tgz", "-o", "m.mlpackage"], "--runtime is for --format web"),
     (["--format", "coreml", "-o", "m.onnx"], "NAME.mlpackage"),
+    (["--format", "onnx", "--precision", "fp16", "-o", "m.onnx"], "--precision is for --format tflite"),
+    (["--format", "tflite", "--precision", "int8", "-o", "m.tflite"], "tflite int8 needs --calibration DIR"),
+    (["--format", "tflite", "--calibration", "photos", "-o", "m.tflite"], "--calibration is for --format openvino"),
+    (["--format", "tflite", "--precision", "fp16", "--cache", "-o", "m.tflite"], "--cache is for --format openvino"),
 ])
 def test_options_for_another_format_are_refused(argv: list[str], message: str, tmp_path: Path, monkeypatch,
                                                 capsys) -> None:

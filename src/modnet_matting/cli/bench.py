@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--weights", help="registry name or checkpoint file (default: random initialisation)")
     parser.add_argument("--backends", default="torch",
-                        help="comma list: torch, compile, onnx, openvino, auto (default torch)")
+                        help="comma list: torch, compile, onnx, openvino, litert, auto (default torch); litert "
+                             "converts the network to a .tflite per size and precision first (the [tflite] extra)")
     parser.add_argument("--precision", default="fp32", help="comma list: fp32, bf16, fp16, int8, auto (default fp32)")
     parser.add_argument("--sizes", default="512x512", help="comma list of HEIGHTxWIDTH (default 512x512)")
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
@@ -37,6 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _litert_builder(model, config, threads: int | None):  # noqa: ANN001, ANN202 - torch and config types
+    """LiteRT runs a .tflite converted for one size: convert per size and precision (cached), then time it."""
+
+    def build(precision: str, height: int, width: int):  # noqa: ANN202 - a Backend
+        from ..deploy.tflite import cached_tflite
+        from ..inference.backends.litert import LiteRTBackend
+
+        print(f"  litert {precision} {height}x{width}: converting (cached after the first time)", file=sys.stderr)
+        return LiteRTBackend(cached_tflite(model, config, (height, width), precision), threads)
+
+    return build
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_benchmark(
         model, _list(args.backends), _list(args.precision), sizes, batches, args.repeat, args.warmup, device,
         args.threads, weights=args.weights or "random initialisation", progress=progress, config=config,
+        fixed_size={"litert": _litert_builder(model, config, args.threads)},
     )
     print(format_report(report))
     if args.json:

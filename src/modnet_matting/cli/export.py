@@ -7,7 +7,8 @@ PyTorch and the largest difference is printed. ``openvino`` writes an fp32 IR
 with NNCF, calibrated on the photos under ``--calibration DIR`` and measured
 against fp32 on held-out ones (``--cache`` lets ``--backend auto`` use it).
 ``coreml`` writes an ``.mlpackage`` at a fixed ``--size`` (image in, alpha out, fp16),
-``tflite`` a float32 ``.tflite`` at a fixed ``--size`` (NHWC or NCHW);
+``tflite`` a ``.tflite`` at a fixed ``--size`` (NHWC or NCHW; ``--precision`` fp32, fp16,
+or int8 calibrated on ``--calibration DIR``);
 ``web`` writes a folder that mattes photos and the camera in the browser
 (onnxruntime-web; docs/deploy.md).
 """
@@ -44,15 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "multiples of 32 (default 320x448, a portrait frame)")
     parser.add_argument("--layout", choices=["nhwc", "nchw"], default=None,
                         help="tflite: tensor layout (default nhwc, TFLite's own)")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                        help="tflite: fp32 (default), fp16 weights, or int8 (needs --calibration)")
     parser.add_argument("--runtime", type=Path, metavar="PATH",
                         help="web: onnxruntime-web's npm package (.tgz) or its unpacked folder (default: the "
                              "cached copy, downloaded once from the npm registry with its SHA-256 checked)")
     parser.add_argument("--calibration", type=Path, action="append", metavar="DIR",
-                        help="openvino-int8: folder of real photos (searched recursively; repeatable)")
+                        help="openvino-int8, tflite int8/fp16: folder of real photos (searched recursively; "
+                             "repeatable); fp16 is measured on it")
     parser.add_argument("--calibration-size", type=int, default=160, metavar="N",
-                        help="openvino-int8: photos to calibrate on (default 160)")
+                        help="openvino-int8, tflite int8: photos to calibrate on (default 160)")
     parser.add_argument("--holdout", type=int, default=40, metavar="N",
-                        help="openvino-int8: other photos to measure int8 against fp32 on (default 40)")
+                        help="openvino-int8, tflite: other photos to measure against fp32 on (default 40)")
     parser.add_argument("--cache", action="store_true",
                         help="openvino-int8: also store it in the cache, where --backend auto finds it "
                              "for these weights")
@@ -69,9 +73,9 @@ def _run_exported(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
 
         return OpenVinoBackend(path, "fp32").run(batch)
     if fmt == "tflite":
-        from ..deploy.tflite import run_tflite
+        from ..inference.backends.litert import LiteRTBackend
 
-        return run_tflite(path, batch)
+        return LiteRTBackend(path).run(batch)
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -90,6 +94,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.opset < MIN_OPSET:
         raise CLIError(f"--opset must be at least {MIN_OPSET}")
     int8 = args.format == "openvino-int8"
+    lossy_tflite = args.format == "tflite" and args.precision in ("fp16", "int8")
     if args.out is None and not (int8 and args.cache):
         raise CLIError("-o FILE is required (openvino-int8 may use --cache instead)")
     if args.out is not None and args.out.is_dir() and args.format not in ("web", "coreml"):
@@ -98,8 +103,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("an OpenVINO model is written as FILE.xml (with FILE.bin beside it): give -o FILE.xml")
     if int8 and not args.calibration:
         raise CLIError("openvino-int8 needs --calibration DIR: a folder of real photos to set the int8 ranges")
-    if not int8 and (args.calibration or args.cache):
-        raise CLIError("--calibration and --cache are for --format openvino-int8")
+    if args.precision is not None and args.format != "tflite":
+        raise CLIError("--precision is for --format tflite (openvino-int8 is a format of its own)")
+    if args.format == "tflite" and args.precision == "int8" and not args.calibration:
+        raise CLIError("tflite int8 needs --calibration DIR: a folder of real photos to set the int8 ranges")
+    if args.cache and not int8:
+        raise CLIError("--cache is for --format openvino-int8")
+    if args.calibration and not (int8 or lossy_tflite):
+        raise CLIError("--calibration is for --format openvino-int8 and tflite --precision int8/fp16")
     if args.size is not None and args.format not in ("coreml", "tflite"):
         raise CLIError("--size is for --format coreml and tflite (the other formats take any size)")
     if args.layout is not None and args.format != "tflite":
@@ -112,7 +123,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("a Core ML model is written as NAME.mlpackage: give -o NAME.mlpackage")
     if args.format == "web" and args.out is not None and args.out.exists() and not args.out.is_dir():
         raise CLIError(f"-o {args.out} is a file; --format web writes a folder")
-    if int8 and (args.calibration_size < 1 or args.holdout < 0):
+    if (int8 or lossy_tflite) and (args.calibration_size < 1 or args.holdout < 0):
         raise CLIError("--calibration-size must be at least 1 and --holdout at least 0")
 
 
@@ -176,9 +187,7 @@ def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # no
 
             return [export_coreml(model, args.out, config, _parse_size(args.size))]
         if args.format == "tflite":
-            from ..deploy.tflite import export_tflite
-
-            return [export_tflite(model, args.out, config, _parse_size(args.size), args.layout or "nhwc")]
+            return [_export_tflite(args, model, config)]
         from ..deploy.web import RUNTIME_URL, cached_runtime, export_web
 
         if args.runtime is None and not cached_runtime().is_file():
@@ -186,6 +195,29 @@ def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # no
         return [export_web(model, args.out, config, args.runtime)]  # reads the runtime before exporting the model
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def _export_tflite(args: argparse.Namespace, model, config) -> Path:  # noqa: ANN001
+    """fp32 as it is; fp16/int8 calibrated and measured on the photos under --calibration."""
+    from ..deploy.tflite import export_tflite
+    from ..inference.int8 import find_images, network_inputs, split_images
+
+    calibration, held = [], []
+    if args.calibration:
+        paths = find_images(args.calibration)
+        if len(paths) < 2:
+            where = ", ".join(map(str, args.calibration))
+            raise ValueError(f"need at least 2 photos under {where}, found {len(paths)}")
+        calib_paths, held_paths = split_images(paths, args.calibration_size, args.holdout)
+        calibration = [x[0] for x in network_inputs(calib_paths, config)] if args.precision == "int8" else []
+        held = [x[0] for x in network_inputs(held_paths, config)]
+        print(f"modnet: {len(calibration)} photos to calibrate on, {len(held)} held out", file=sys.stderr)
+
+    def log(line: str) -> None:
+        print(f"modnet: {line}", file=sys.stderr)
+
+    return export_tflite(model, args.out, config, _parse_size(args.size), args.layout or "nhwc",
+                         args.precision or "fp32", calibration, held, log=log)
 
 
 def _report_deploy(args: argparse.Namespace, path: Path) -> None:
@@ -262,8 +294,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format not in ("coreml", "tflite", "web"):
         for path in written:
             print(f"wrote {path} ({args.format})", file=sys.stderr)
-    if args.no_check or args.format in ("openvino-int8", "coreml"):
-        return 0  # int8 is judged on real photos (the held-out MAD printed above); Core ML runs on macOS only
+    if args.no_check or args.format in ("openvino-int8", "coreml") or args.precision in ("fp16", "int8"):
+        return 0  # lossy ones are judged on real photos (the held-out MAD printed above); Core ML runs on macOS
     checked, runtime = (written[0] / "model.onnx", "onnx") if args.format == "web" else (written[0], args.format)
     size = _parse_size(args.size) if args.format == "tflite" else _CHECK_SIZE  # a TFLite model has one size
     batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, *size)).astype(np.float32)

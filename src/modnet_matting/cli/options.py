@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 # The same lists as ``inference.PRECISIONS`` / ``BACKENDS`` (a test keeps them equal); not imported
 # from there because that module imports torch, which would make every ``--help`` slow.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-BACKENDS = ("auto", "torch", "compile", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "compile", "onnx", "openvino", "litert")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """--weights, --device, --precision and --backend."""
     parser.add_argument("--weights", default=None,
-                        help="registry name or weights file (.safetensors/.ckpt/.onnx/.xml; default: modnet-people)")
+                        help="registry name or weights file (.safetensors/.ckpt/.onnx/.xml/.tflite; "
+                             "default: modnet-people)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto (default): the fastest within the accuracy bound of fp32 (see docs/performance.md)")

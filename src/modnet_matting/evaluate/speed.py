@@ -176,8 +176,14 @@ def run_benchmark(
     weights: str = "random initialisation",
     progress: Callable[[Timing], None] | None = None,
     config: WeightsConfig | None = None,
+    fixed_size: dict[str, Callable[[str, int, int], Backend]] | None = None,
 ) -> dict[str, Any]:
-    """Every combination of backend x precision x size x batch; a failing one records its error."""
+    """Every combination of backend x precision x size x batch; a failing one records its error.
+
+    ``fixed_size`` builds the backends whose files have one input size (LiteRT's ``.tflite``):
+    name -> ``build(precision, height, width)``, called once per size.
+    """
+    fixed_size = fixed_size or {}
     if threads:
         torch.set_num_threads(threads)
     model = model.eval()
@@ -192,12 +198,12 @@ def run_benchmark(
         report["model"]["macs"][f"{h}x{w}"] = count_macs(model, h, w)
     for name in backends:
         for precision in precisions:
-            try:
-                backend = build_backend(name, model, device, precision, threads, config)
-            except Exception as exc:  # a backend/precision this machine lacks: record and go on
-                backend, build_error = None, f"{type(exc).__name__}: {exc}"
+            if name not in fixed_size:
+                backend, build_error = _build(build_backend, name, model, device, precision, threads, config)
             for height, width in sizes:
                 h, w = network_shape(height, width)
+                if name in fixed_size:
+                    backend, build_error = _build(fixed_size[name], precision, h, w)
                 for batch in batches:
                     timing = Timing(name, precision, batch, f"{height}x{width}", h, w)
                     if backend is not None:
@@ -210,6 +216,14 @@ def run_benchmark(
                     if progress is not None:
                         progress(timing)
     return report
+
+
+def _build(make: Callable[..., Backend], *args: Any) -> tuple[Backend | None, str]:
+    """``make(*args)``, or None and why not: a backend/precision this machine lacks is recorded, not fatal."""
+    try:
+        return make(*args), ""
+    except Exception as exc:  # noqa: BLE001 - every runtime has its own exception types
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _fill(timing: Timing, backend: Backend, repeat: int, warmup: int) -> None:

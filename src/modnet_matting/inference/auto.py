@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..weights import WeightsConfig, cache_dir
+from .backends.litert import LiteRTBackend
 from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend, onnx_providers
 from .backends.openvino import OPENVINO_HALF_NORM, OpenVinoBackend, int8_rest_precision, read_ir_accuracy
 from .backends.torch import TorchBackend
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from .backends import Backend
 
-BACKENDS = ("auto", "torch", "compile", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "compile", "onnx", "openvino", "litert")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: Largest mean absolute difference from the fp32 matte that ``auto`` accepts for a lossy path
 #: (bf16, int8), measured on a real photo; the issue's accuracy bound.
@@ -104,6 +105,11 @@ def build(source: Source, backend: str, precision: str, device: str | None, thre
         if precision == "int8":
             return OpenVinoBackend(source.int8_ir(), int8_rest_precision(), threads, model=source.ir_model)
         return OpenVinoBackend(source.openvino_input(OPENVINO_HALF_NORM), precision, threads, model=source.ir_model)
+    if backend == "litert":
+        cpu_only(backend, device)
+        if source.kind != "tflite":
+            raise ValueError("the litert backend runs .tflite files: export one with --format tflite")
+        return LiteRTBackend(source.path, threads)  # type: ignore[arg-type]
     raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
 
 
@@ -125,7 +131,8 @@ def choose_backend(
     first match the fp32 matte within ``ACCURACY_BOUND``: by the mean over held-out
     photos recorded for these weights (``recorded_error``) where there is one, else
     on the bundled photo (measured once per weights and machine, then remembered in
-    the cache). A given int8 IR is int8 by the user's choice and is not checked.
+    the cache). A given int8 IR, or a .tflite file, runs at the precision the user chose
+    at export and is not checked.
     ``only`` keeps one backend's candidates.
     """
     if not isinstance(source, Source):
@@ -144,7 +151,7 @@ def choose_backend(
         except (ValueError, ImportError, RuntimeError, OSError) as exc:
             errors.append(f"{name} {prec}: {exc}")
             continue
-        if precision == "auto" and prec in LOSSY and not source.quantized:
+        if precision == "auto" and prec in LOSSY and not source.quantized and source.kind != "tflite":
             problem = _accuracy_problem(source, backend, name, prec)
             if problem:
                 errors.append(f"{name} {prec}: {problem}")
@@ -175,6 +182,8 @@ def _gpu_choice(source: Source, device: torch.device, precision: str, only: str 
 
 
 def _cpu_candidates(source: Source, precision: str, only: str | None) -> list[tuple[str, str]]:
+    if source.kind == "tflite":  # one file, one precision: the user's choice at export
+        return [("litert", source.file_precision or "fp32")]
     runs = RUNTIMES[source.kind]
     candidates = [(b, p) for b, p in CPU_CANDIDATES[precision]
                   if b in runs and (only is None or b == only or (only == "compile" and b == "torch"))]

@@ -1,7 +1,8 @@
 """What the weights are, and how each runtime gets them.
 
-A ``Source`` is one of three kinds: our network in PyTorch (a registry name,
-``.safetensors`` or ``.ckpt``), a given ONNX file, or a given OpenVINO IR. It knows
+A ``Source`` is one of four kinds: our network in PyTorch (a registry name,
+``.safetensors`` or ``.ckpt``), a given ONNX file, a given OpenVINO IR, or a given
+TFLite file (fixed size, run by LiteRT as it is). It knows
 which runtimes can run it, says so in one line when asked for another, and
 becomes the file a runtime needs on demand: the network is exported to ONNX once
 per weights and graph form (cached by fingerprint, ``export.cached_onnx``), and its
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..weights import CheckpointError, WeightsConfig, WeightsNotFoundError, load_weights, sha256_of
+from .backends.litert import CONFIG_KEY as TFLITE_CONFIG_KEY
+from .backends.litert import IO_KEY as TFLITE_IO_KEY
+from .backends.litert import read_tflite_metadata
 from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend
 from .backends.openvino import (
     OpenVinoBackend,
@@ -37,19 +42,21 @@ if TYPE_CHECKING:
     from .backends import Backend
 
 #: The runtimes each kind of source can feed.
-RUNTIMES = {"network": ("torch", "compile", "onnx", "openvino"), "onnx": ("onnx", "openvino"), "ir": ("openvino",)}
-_DESCRIPTION = {"onnx": "ONNX", "ir": "OpenVINO"}
+RUNTIMES = {"network": ("torch", "compile", "onnx", "openvino"), "onnx": ("onnx", "openvino"), "ir": ("openvino",),
+            "tflite": ("litert",)}
+_DESCRIPTION = {"onnx": "ONNX", "ir": "OpenVINO", "tflite": "TFLite"}
 
 
 @dataclass
 class Source:
     """What a backend is built from; make one with ``open_source`` or ``Source.network``."""
 
-    kind: str  # "network", "onnx" or "ir"
+    kind: str  # "network", "onnx", "ir" or "tflite"
     config: WeightsConfig
     model: nn.Module | None = None  # kind "network"
-    path: Path | None = None  # kinds "onnx" and "ir": the given file, run as it is
+    path: Path | None = None  # kinds "onnx", "ir" and "tflite": the given file, run as it is
     ir_model: object | None = None  # kind "ir": the file as OpenVINO read it
+    file_precision: str | None = None  # kind "tflite": fp32, fp16 or int8, fixed at export
     _key: str | None = None
     _exports: dict[str, Path] = dataclasses.field(default_factory=dict)
 
@@ -75,6 +82,22 @@ class Source:
         need_openvino()
         ir_model = read_ir(path)
         return cls("ir", read_ir_config(ir_model), path=path, ir_model=ir_model)
+
+    @classmethod
+    def tflite_file(cls, path: Path) -> Source:
+        _must_exist(path)
+        try:
+            import ai_edge_litert  # noqa: F401
+        except ImportError:
+            raise ValueError("a .tflite model runs on LiteRT: pip install 'modnet-matting[litert]'") from None
+        try:
+            metadata = read_tflite_metadata(path)
+            config = WeightsConfig.from_json(metadata[TFLITE_CONFIG_KEY]) if TFLITE_CONFIG_KEY in metadata \
+                else WeightsConfig()
+            precision = json.loads(metadata.get(TFLITE_IO_KEY, "{}")).get("precision", "fp32")
+        except Exception as exc:  # flatbuffers raises its own types on a file that is not a model
+            raise CheckpointError(f"{path} is not a usable TFLite model ({type(exc).__name__}: {exc})") from None
+        return cls("tflite", config, path=path, file_precision=precision)
 
     @property
     def quantized(self) -> bool:
@@ -109,6 +132,15 @@ class Source:
                 raise ValueError(f"an OpenVINO model runs in fp32, bf16 or int8, not {precision}")
             if precision == "int8" and not self.quantized:
                 raise ValueError(f"{self.path} is not an int8 model; export one with --format openvino-int8")
+        elif self.kind == "tflite":
+            if backend not in ("auto", "litert"):
+                raise ValueError(f"a .tflite model runs on the litert backend, not {backend}: pass the "
+                                 ".safetensors or .ckpt it came from for that backend")
+            if precision not in ("auto", self.file_precision):
+                raise ValueError(f"{self.path} is a {self.file_precision} model, not {precision}: its precision "
+                                 "was chosen at export (--precision)")
+        elif backend == "litert":
+            raise ValueError("the litert backend runs .tflite files: export one with --format tflite")
 
     def torch_model(self, backend: str) -> nn.Module:
         if self.model is None:
@@ -118,8 +150,8 @@ class Source:
     def onnx(self, half_norm: str | None) -> Path:
         """The ONNX graph; exported from our network BatchNorm-folded (``model.fuse``) in ``half_norm`` form,
         or as it is (None)."""
-        if self.kind == "ir":
-            raise ValueError("an OpenVINO IR runs on the openvino backend only")
+        if self.kind in ("ir", "tflite"):
+            raise ValueError(f"an {_DESCRIPTION[self.kind]} file runs as it is, on its own runtime only")
         if self.kind == "onnx":
             return self.path  # type: ignore[return-value]
         form = half_norm or "unfolded"
@@ -156,6 +188,8 @@ class Source:
             return TorchBackend(self.model, "cpu", "fp32")  # type: ignore[arg-type]
         if self.kind == "onnx":
             return OnnxBackend(self.onnx(ONNXRUNTIME_HALF_NORM), "cpu")
+        if self.kind == "tflite":
+            raise ValueError("a .tflite file runs at the precision it was exported in; there is no fp32 path in it")
         return OpenVinoBackend(self.path, "fp32", model=self.ir_model)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
@@ -181,12 +215,14 @@ class Source:
 
 
 def open_source(name_or_path: str | os.PathLike[str] | None) -> Source:
-    """A registry name, weights file (``.safetensors``, ``.ckpt``), ``.onnx`` or OpenVINO ``.xml``."""
+    """A registry name, weights file (``.safetensors``, ``.ckpt``), ``.onnx``, OpenVINO ``.xml`` or ``.tflite``."""
     lowered = str(name_or_path).lower() if name_or_path is not None else ""
     if lowered.endswith(".onnx"):
         return Source.onnx_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
     if lowered.endswith(".xml"):
         return Source.ir_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
+    if lowered.endswith(".tflite"):
+        return Source.tflite_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
     return Source.network(*load_weights(name_or_path))
 
 
