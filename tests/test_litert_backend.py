@@ -75,3 +75,11 @@ def test_cli_mattes_with_a_tflite_file(float_graph: Path, tmp_path: Path, capsys
     assert main(["matte", str(photo), "-o", str(tmp_path / "b"), "--weights", str(float_graph),
                  "--backend", "onnx"]) == 2
     assert "runs on the litert backend" in capsys.readouterr().err
+
+
+def test_a_missing_runtime_names_its_extra(float_graph: Path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # import ai_edge_litert now fails
+    with pytest.raises(ValueError, match=r"pip install 'modnet-matting\[litert\]'"):
+        load_model(float_graph)

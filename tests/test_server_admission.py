@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import signal
 import socket
@@ -124,12 +125,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weights) -> None:
-    """A half-sent upload must not keep a stopping server alive (uvicorn waits forever by default)."""
+@contextlib.contextmanager
+def _serving(random_weights, log=subprocess.DEVNULL, *options: str):  # noqa: ANN001, ANN202
+    """``modnet serve`` in a subprocess on a free loopback port, ready; yields (process, port)."""
     port = _free_port()
     argv = [sys.executable, "-m", "modnet_matting.cli.main", "serve", "--port", str(port), "--weights",
-            str(random_weights), "--backend", "torch", "--shutdown-timeout", "2"]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            str(random_weights), "--backend", "torch", *options]
+    server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else log)
     try:
         for _ in range(240):
             try:
@@ -137,14 +139,45 @@ def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weig
                 break
             except OSError:
                 time.sleep(0.25)
+        yield server, port
+    finally:
+        server.kill()
+        server.wait(timeout=20)
+
+
+def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weights) -> None:
+    """A half-sent upload must not keep a stopping server alive (uvicorn waits forever by default)."""
+    with _serving(random_weights, subprocess.DEVNULL, "--shutdown-timeout", "2") as (server, port):
         with socket.create_connection(("127.0.0.1", port)) as slow:
             slow.sendall(b"POST /v1/matte HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                          b"Content-Length: 1000000\r\n\r\n" + b"\0" * 1000)
             time.sleep(0.3)
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)  # raises if the slow upload holds it open
-    finally:
-        server.kill()
+
+
+HEADS = {  # built in the test: a huge parameter would become the test id, which subprocesses inherit
+    "a 200 KB request line": lambda: b"GET /healthz?" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "a 1 MB header": lambda: b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 1_000_000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_an_oversized_request_head_gets_a_status_and_one_log_line(head: str, random_weights, tmp_path) -> None:
+    """Answered 400 by uvicorn's parser (it has no 414/431), not a reset, with one short warning."""
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log, _serving(random_weights, log) as (_, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            try:
+                client.sendall(HEADS[head]())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server may answer and close before the whole head is sent
+            answer = client.recv(256)
+        time.sleep(0.3)
+    text = log_path.read_text(errors="replace")
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert text.count("Invalid HTTP request received") == 1 and "Traceback" not in text
+    assert max(len(line) for line in text.splitlines()) < 300
 
 
 KEY = "k3y-for-the-tests-0123"

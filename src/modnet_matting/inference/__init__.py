@@ -2,8 +2,8 @@
 
 The path is the same for every kind of weights (docs/architecture.md):
 ``sources.open_source`` says what the weights are (our network, an ONNX file, an
-OpenVINO IR), ``auto.select_backend`` builds the backend named or chooses one
-(``backends/``: PyTorch, ONNX Runtime, OpenVINO), and ``predictor.Predictor``
+OpenVINO IR, a TFLite file), ``auto.select_backend`` builds the backend named or chooses
+one (``backends/``: PyTorch, ONNX Runtime, OpenVINO, LiteRT), and ``predictor.Predictor``
 prepares images by ``preprocess`` and resizes the mattes back.
 """
 
@@ -53,7 +53,8 @@ def load_model(
     ``choose_backend``); name them to force one ("torch"/"fp32" is the authors' way).
     An ``.onnx`` path (ours from ``modnet export``, or any graph with the same
     input/output) runs on ONNX Runtime or OpenVINO; an OpenVINO IR (``.xml``,
-    e.g. the int8 one from ``modnet export --format openvino-int8``) on OpenVINO.
+    e.g. the int8 one from ``modnet export --format openvino-int8``) on OpenVINO; a
+    ``.tflite`` (``modnet export --format tflite``) on LiteRT, at its size and precision.
     """
     source = open_source(name_or_path)
     with source.file_errors():
