@@ -200,15 +200,12 @@ def _export_deploy(args: argparse.Namespace, model, config) -> list[Path]:  # no
 def _export_tflite(args: argparse.Namespace, model, config) -> Path:  # noqa: ANN001
     """fp32 as it is; fp16/int8 calibrated and measured on the photos under --calibration."""
     from ..deploy.tflite import export_tflite
-    from ..inference.int8 import find_images, network_inputs, split_images
+    from ..inference.int8 import calibration_photos, network_inputs, split_images
 
     calibration, held = [], []
     if args.calibration:
-        paths = find_images(args.calibration)
-        if len(paths) < 2:
-            where = ", ".join(map(str, args.calibration))
-            raise ValueError(f"need at least 2 photos under {where}, found {len(paths)}")
-        calib_paths, held_paths = split_images(paths, args.calibration_size, args.holdout)
+        calib_paths, held_paths = split_images(calibration_photos(args.calibration), args.calibration_size,
+                                               args.holdout)
         calibration = [x[0] for x in network_inputs(calib_paths, config)] if args.precision == "int8" else []
         held = [x[0] for x in network_inputs(held_paths, config)]
         print(f"modnet: {len(calibration)} photos to calibrate on, {len(held)} held out", file=sys.stderr)

@@ -190,18 +190,14 @@ def cached_tflite(model: nn.Module, config: WeightsConfig | None, size: tuple[in
     int8 is calibrated on the bundled photo only: enough for timing, which does not depend on
     the ranges; for a file to ship, calibrate on real photos (``modnet export --calibration``).
     """
-    from importlib import resources
-
     from ..export import fingerprint
-    from ..inference.preprocess import network_input
-    from ..io import read_image
+    from ..inference.auto import check_input
     from ..weights import cache_dir
 
     config = config or WeightsConfig()
     height, width = size
     path = cache_dir() / "tflite" / f"{fingerprint(model)[:20]}_{height}x{width}_{precision}.tflite"
     if not path.is_file():
-        photo = read_image(Path(str(resources.files("modnet_matting") / "assets" / "grace_hopper.jpg")))
-        calibration = [network_input(photo, config.preprocess)] if precision == "int8" else []
+        calibration = [check_input(config)[0]] if precision == "int8" else []  # the bundled photo
         export_tflite(model, path, config, size, "nhwc", precision, calibration, log=lambda _: None)
     return path

@@ -105,10 +105,8 @@ def build(source: Source, backend: str, precision: str, device: str | None, thre
         if precision == "int8":
             return OpenVinoBackend(source.int8_ir(), int8_rest_precision(), threads, model=source.ir_model)
         return OpenVinoBackend(source.openvino_input(OPENVINO_HALF_NORM), precision, threads, model=source.ir_model)
-    if backend == "litert":
+    if backend == "litert":  # Source.check has refused it for anything but a .tflite file
         cpu_only(backend, device)
-        if source.kind != "tflite":
-            raise ValueError("the litert backend runs .tflite files: export one with --format tflite")
         return LiteRTBackend(source.path, threads)  # type: ignore[arg-type]
     raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
 

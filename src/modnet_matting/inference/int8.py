@@ -49,6 +49,15 @@ def find_images(folders: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return sorted(set(found))
 
 
+def calibration_photos(folders: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The photos under the folders (``find_images``); at least two, one to calibrate on and one to hold out."""
+    paths = find_images(folders)
+    if len(paths) < 2:
+        where = ", ".join(map(str, folders))
+        raise ValueError(f"need at least 2 photos to calibrate on, found {len(paths)} in {where}")
+    return paths
+
+
 def split_images(paths: Sequence[Path], calibration: int, holdout: int) -> tuple[list[Path], list[Path]]:
     """Evenly spaced picks (every set in a mixed folder is represented), disjoint calibration and held-out parts."""
     wanted = min(len(paths), calibration + holdout)
@@ -156,10 +165,7 @@ def calibrate_int8(
     from ..export import cached_onnx
     from ..model.fuse import fuse_modnet
 
-    paths = find_images(folders)
-    if len(paths) < 2:
-        where = ", ".join(map(str, folders))
-        raise ValueError(f"need at least 2 photos to calibrate on, found {len(paths)} in {where}")
+    paths = calibration_photos(folders)
     calib_paths, held = split_images(paths, calibration_size, holdout)
     skipped: list[tuple[Path, str]] = []
     inputs = network_inputs(calib_paths, config, skipped)

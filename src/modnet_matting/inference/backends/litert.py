@@ -14,8 +14,9 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from ..preprocess import resize
 
 CONFIG_KEY, IO_KEY, ACCURACY_KEY = "modnet_config", "modnet_io", "modnet_accuracy"
 
@@ -52,12 +53,10 @@ def from_tensor(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A ``C x H x W`` float array resized to ``height x width`` (area when shrinking, bilinear otherwise)."""
+    """A ``C x H x W`` float array resized to ``height x width`` by the predictor's own rule (``resize``)."""
     if image.shape[1:] == (height, width):
         return image
-    shrink = height * width < image.shape[1] * image.shape[2]
-    hwc = cv2.resize(np.ascontiguousarray(image.transpose(1, 2, 0)), (width, height),
-                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    hwc = resize(np.ascontiguousarray(image.transpose(1, 2, 0)), height, width)
     return (hwc[..., None] if hwc.ndim == 2 else hwc).transpose(2, 0, 1)
 
 
