@@ -289,6 +289,19 @@ def _photo_folder(folder: Path, count: int) -> Path:
 
 @pytest.mark.slow
 @needs_openvino
+def test_accuracy_summarises_per_photo_differences() -> None:
+    """The one measure behind every recorded int8/bf16/fp16 figure: per-photo MAD, its mean and worst."""
+    from modnet_matting.inference.backends.openvino import Accuracy
+
+    zeros = np.zeros((2, 4), np.float32)
+    pairs = [(zeros + 0.1, zeros), (zeros, zeros), (np.array([[0.0, 0.0, 0.0, 0.8]]), np.zeros((1, 4)))]
+    accuracy = Accuracy.of(iter(pairs))
+    assert accuracy.images == 3 and accuracy.max_abs == pytest.approx(0.8)
+    assert accuracy.mad == pytest.approx((0.1 + 0 + 0.2) / 3) and accuracy.worst_mad == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no photos"):
+        Accuracy.of([])
+
+
 def test_int8_calibration_export_and_auto(net: MODNet, weights_file: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("nncf")
     photos = _photo_folder(tmp_path / "photos", 8)

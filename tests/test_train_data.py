@@ -98,6 +98,21 @@ def test_sample_stream_is_a_pure_function_of_seed_and_position() -> None:
     assert not np.array_equal(samples[7]["image"].numpy(), MattingSamples(data, [], cfg, seed=4)[7]["image"].numpy())
 
 
+def test_repeats_weight_a_photo_within_each_epoch() -> None:
+    data = synthetic_set(4, 96, 80)
+    cfg = AugmentConfig(crop=64, scale_min=0.8, scale_max=1.0)
+    plain = MattingSamples(data, [], cfg, seed=3)
+    ones = MattingSamples(data, [], cfg, seed=3, repeats=[1, 1, 1, 1])
+    assert [ones.sample_index(p) for p in range(12)] == [plain.sample_index(p) for p in range(12)]
+    weighted = MattingSamples(data, [], cfg, seed=3, repeats=[1, 1, 1, 3])
+    assert len(weighted) == 6
+    for epoch in range(3):
+        visits = [weighted.sample_index(p) for p in range(6 * epoch, 6 * epoch + 6)]
+        assert sorted(visits) == [0, 1, 2, 3, 3, 3]
+    with pytest.raises(ValueError, match="3 repeats for 4 photos"):
+        MattingSamples(data, [], cfg, seed=3, repeats=[1, 1, 1])
+
+
 def test_stream_sampler_splits_positions_between_ranks() -> None:
     take = lambda sampler, n: [x for _, x in zip(range(n), sampler)]  # noqa: E731
     single = take(StreamSampler(start=8), 8)

@@ -16,6 +16,7 @@ from modnet_matting.model import MODNet
 from modnet_matting.train import loop
 from modnet_matting.train.backbone import load_backbone, save_backbone
 from modnet_matting.train.config import TrainConfig, load_config
+from modnet_matting.train.data import concat_sets
 from modnet_matting.train.loop import Trainer, lr_factor
 from modnet_matting.train.synthetic import synthetic_backgrounds, synthetic_portrait, synthetic_set
 from modnet_matting.weights import CheckpointError, load_weights
@@ -156,7 +157,9 @@ def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:
     cfg = load_config(tmp_path / "a.yaml", ["lr=3e-4", "bf16=false", "sets=[z]", "grad-clip=1.5"])
     assert (cfg.name, cfg.lr, cfg.bf16, cfg.sets, cfg.grad_clip) == ("a", 3e-4, False, ["z"], 1.5)
     assert load_config(tmp_path / "b.toml").batch_size == 2
-    for bad in (["nosuch=1"], ["optimizer=rmsprop"], ["device=tpu"], ["crop=100"], ["lr"]):
+    assert load_config(None, ["set_repeats={hsd: 2}"]).set_repeats == {"hsd": 2}
+    for bad in (["nosuch=1"], ["optimizer=rmsprop"], ["device=tpu"], ["crop=100"], ["lr"], ["set_repeats=2"],
+                ["set_repeats={nosuch: 2}"], ["set_repeats={hsd: 0}"], ["set_repeats={hsd: 1.5}"]):
         with pytest.raises(ValueError):
             load_config(None, bad)
     assert main(["train", "--config", str(tmp_path / "a.yaml"), "--print-config", "mode=segmentation"]) == 0
@@ -166,6 +169,15 @@ def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:
     if not torch.cuda.is_available():
         assert main(["train", "runs_dir=" + str(tmp_path), "device=cuda"]) == 2
         assert "CUDA was requested" in capsys.readouterr().err
+
+
+def test_set_repeats_weight_the_named_set_in_the_training_stream(tmp_path: Path) -> None:
+    trainer = Trainer(tiny_config(tmp_path, sets=["a", "b"], set_repeats={"b": 3}), log=QUIET)
+    trainer.use_data(concat_sets([synthetic_set(4, 80, 72, name="a"), synthetic_set(2, 80, 72, name="b")]), [],
+                     synthetic_backgrounds(2, 80, 72))
+    dataset = trainer._loader().dataset
+    names = [trainer.train_data.stems[dataset.sample_index(p)].split("/")[0] for p in range(len(dataset))]
+    assert len(dataset) == 10 and names.count("a") == 4 and names.count("b") == 6
 
 
 def test_segmentation_pretraining_gives_a_backbone_modnet_can_load(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -132,23 +132,23 @@ def compare_mattes(candidate: Predictor, reference: Predictor, paths: Sequence[P
     ``memo`` keeps the reference's mattes between calls (comparing several candidates).
     """
     memo = {} if memo is None else memo
-    mads, worst_pixel = [], 0.0
-    for index, path in enumerate(paths):
-        try:
-            rgb = read_image(path)
-        except (ImageReadError, OSError):
-            continue
-        if path not in memo:
-            memo[path] = reference.predict_rgb([rgb])[0]
-        a, b = candidate.predict_rgb([rgb])[0], memo[path]
-        difference = np.abs(a.astype(np.float64) - b)
-        mads.append(float(difference.mean()))
-        worst_pixel = max(worst_pixel, float(difference.max()))
-        if progress is not None:
-            progress(index + 1, len(paths))
-    if not mads:
-        raise ValueError("none of the held-out photos could be read")
-    return Accuracy(len(mads), float(np.mean(mads)), float(np.max(mads)), worst_pixel)
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index, path in enumerate(paths):
+            try:
+                rgb = read_image(path)
+            except (ImageReadError, OSError):
+                continue
+            if path not in memo:
+                memo[path] = reference.predict_rgb([rgb])[0]
+            yield candidate.predict_rgb([rgb])[0], memo[path]
+            if progress is not None:
+                progress(index + 1, len(paths))
+
+    try:
+        return Accuracy.of(pairs())
+    except ValueError:
+        raise ValueError("none of the held-out photos could be read") from None
 
 
 def calibrate_int8(

@@ -6,6 +6,7 @@ draws exactly the samples the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -125,19 +126,26 @@ def make_sample(
 
 
 class MattingSamples(Dataset):
-    """Index = position in an endless stream; the stream is fixed by ``seed``."""
+    """Index = position in an endless stream; the stream is fixed by ``seed``.
+
+    Each epoch visits photo ``i`` ``repeats[i]`` times (once each without ``repeats``), in a
+    seed-dependent order; with all repeats 1 the stream is the one runs before repeats existed saw.
+    """
 
     def __init__(self, data: CachedSet, backgrounds: list[np.ndarray], cfg: AugmentConfig, seed: int,
-                 objects: CachedSet | None = None) -> None:
+                 objects: CachedSet | None = None, repeats: Sequence[int] | None = None) -> None:
         self.data, self.backgrounds, self.cfg, self.seed, self.objects = data, backgrounds, cfg, seed, objects
+        if repeats is not None and len(repeats) != len(data):
+            raise ValueError(f"{len(repeats)} repeats for {len(data)} photos")
+        self.pool = np.arange(len(data)) if repeats is None else np.repeat(np.arange(len(data)), repeats)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.pool)
 
     def sample_index(self, position: int) -> int:
-        epoch, offset = divmod(position, len(self.data))
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
-        return int(order[offset])
+        epoch, offset = divmod(position, len(self.pool))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pool))
+        return int(self.pool[order[offset]])
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 1, position])

@@ -22,6 +22,9 @@ class TrainConfig:
     # data
     data_root: str = "../shared/data/people"
     sets: list[str] = field(default_factory=lambda: ["eg1800", "celebamask", "ccp", "hsd"])
+    # how many times a set's photos appear in each training epoch (default 1): weights a set that the
+    # others outnumber, without copying files
+    set_repeats: dict[str, int] = field(default_factory=dict)
     backgrounds: list[str] = field(default_factory=lambda: ["../shared/data/backgrounds"])
     cache_dir: str = "cache"
     cache_short_side: int = 384
@@ -108,6 +111,10 @@ class TrainConfig:
                 raise ValueError(f"{key}={getattr(self, key)!r}: use one of {', '.join(allowed)}")
         if self.batch_size < 1 or self.crop < 32 or self.crop % 32:
             raise ValueError("batch_size must be >= 1 and crop a multiple of 32")
+        unknown = sorted(set(self.set_repeats) - set(self.sets))
+        if unknown or any(n < 1 for n in self.set_repeats.values()):
+            raise ValueError(f"set_repeats: each key must be one of sets ({', '.join(self.sets)}) and each count >= 1"
+                             + (f"; not in sets: {', '.join(unknown)}" if unknown else ""))
         bounds = [0, *self.restart_steps, self.total_steps]
         if self.restart_steps and any(end - start <= self.warmup_steps for start, end in zip(bounds, bounds[1:])):
             raise ValueError("restart_steps must rise, each cycle longer than warmup_steps, and end before total_steps")
@@ -122,7 +129,7 @@ def _parse_value(text: str) -> Any:
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Give a value the type of its option's default (YAML reads ``3e-4`` as a string, ``1`` as an int)."""
-    if value is None and isinstance(default, (str, list)):
+    if value is None and isinstance(default, (str, list, dict)):
         return type(default)()
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -151,6 +158,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                 return [str(v) for v in value]
             if isinstance(value, str):
                 return [value]
+    elif isinstance(default, dict):
+        if isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            return {str(k): v for k, v in value.items()}
+        raise ValueError(f"{key}={value!r} should be a mapping of names to whole numbers, like {{hsd: 2}}")
     else:
         return value
     raise ValueError(f"{key}={value!r} should be a {type(default).__name__}")

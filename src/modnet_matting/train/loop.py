@@ -242,13 +242,20 @@ class Trainer:
                             object_prob=cfg.object_prob, negative_prob=cfg.negative_prob,
                             busy_background_prob=cfg.busy_background_prob, grey_prob=cfg.grey_prob,
                             low_light_prob=cfg.low_light_prob)
-        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects)
+        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects,
+                                 self._sample_repeats())
         start = self.step * cfg.batch_size * self.world
         sampler = StreamSampler(start, stride=self.world, offset=self.rank)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
                           persistent_workers=cfg.data_workers > 0, prefetch_factor=4 if cfg.data_workers else None,
                           worker_init_fn=_ignore_stop_signals if cfg.data_workers else None,
                           pin_memory=self.device.type == "cuda")
+
+    def _sample_repeats(self) -> list[int] | None:
+        """Per-photo epoch repeats from ``set_repeats`` (training stems are named ``<set>/<photo>``)."""
+        if not self.cfg.set_repeats:
+            return None
+        return [self.cfg.set_repeats.get(stem.split("/", 1)[0], 1) for stem in self.train_data.stems]
 
     # ------------------------------------------------------------ checkpoint
     @property

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +41,18 @@ class Accuracy:
     mad: float  # mean over photos of the per-photo mean absolute difference
     worst_mad: float  # the largest per-photo MAD
     max_abs: float  # the largest single-pixel difference
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Accuracy:
+        """From (candidate, reference) matte pairs, one per photo; at least one pair."""
+        mads, max_abs = [], 0.0
+        for candidate, reference in pairs:
+            difference = np.abs(candidate.astype(np.float64) - reference)
+            mads.append(float(difference.mean()))
+            max_abs = max(max_abs, float(difference.max()))
+        if not mads:
+            raise ValueError("no photos to compare")
+        return cls(len(mads), float(np.mean(mads)), float(np.max(mads)), max_abs)
 
 
 class OpenVinoBackend:
