@@ -50,7 +50,8 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
               "(minutes on a CPU; later runs reuse the kernels cached in "
               f"{os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
     try:
-        return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend)
+        return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend,
+                          refine=getattr(args, "refine", False))
     except CheckpointError:
         raise
     except (ValueError, RuntimeError) as exc:

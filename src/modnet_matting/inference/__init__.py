@@ -45,6 +45,7 @@ def load_model(
     backend: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     threads: int | None = None,
+    refine: bool = False,
 ) -> Predictor:
     """A predictor for registry weights (by name) or a weights file (by path).
 
@@ -55,8 +56,9 @@ def load_model(
     input/output) runs on ONNX Runtime or OpenVINO; an OpenVINO IR (``.xml``,
     e.g. the int8 one from ``modnet export --format openvino-int8``) on OpenVINO; a
     ``.tflite`` (``modnet export --format tflite``) on LiteRT, at its size and precision.
+    ``refine``: enlarge mattes along the photo's edges (see ``Predictor``).
     """
     source = open_source(name_or_path)
     with source.file_errors():
         chosen = select_backend(source, backend, device, precision, threads)
-    return Predictor(chosen, source.config, max_pixels=max_pixels)
+    return Predictor(chosen, source.config, max_pixels=max_pixels, refine=refine)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..io import ImageInput, to_rgb_uint8
 from .preprocess import DEFAULT_MAX_PIXELS, network_input, resize
+from .refine import MIN_UPSCALE, guided_upsample
 
 if TYPE_CHECKING:
     from ..weights import Preprocess, WeightsConfig
@@ -18,12 +19,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class Predictor:
-    """Image(s) in, float32 alpha matte(s) in [0, 1] at the input size out."""
+    """Image(s) in, float32 alpha matte(s) in [0, 1] at the input size out.
+
+    ``refine``: a matte enlarged 1.5x or more follows the photo's edges (``refine.guided_upsample``)
+    instead of being resized.
+    """
 
     backend: Backend
     config: WeightsConfig
     max_pixels: int = DEFAULT_MAX_PIXELS
     batch_size: int = 4
+    refine: bool = False
 
     @property
     def preprocess(self) -> Preprocess:
@@ -51,9 +57,15 @@ class Predictor:
         for indices in group_by_shape(inputs, self.batch_size):
             mattes = self.backend.run(np.stack([inputs[i] for i in indices]))
             for i, matte in zip(indices, mattes):
-                h, w = rgbs[i].shape[:2]
-                results[i] = np.clip(resize(matte[0].astype(np.float32), h, w), 0.0, 1.0)
+                results[i] = self.enlarge(matte[0].astype(np.float32), rgbs[i])
         return results  # type: ignore[return-value]
+
+    def enlarge(self, matte: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """The network-size matte at the photo's size."""
+        h, w = rgb.shape[:2]
+        if self.refine and h * w >= MIN_UPSCALE**2 * matte.size:
+            return guided_upsample(matte, rgb)
+        return np.clip(resize(matte, h, w), 0.0, 1.0)
 
 
 def group_by_shape(inputs: Sequence[np.ndarray], batch_size: int) -> Iterable[list[int]]:
