@@ -369,3 +369,21 @@ def test_checkpoints_resume_whatever_optimiser_layout_they_were_saved_with(tmp_p
     assert again.load_checkpoint() is True and len(again.optimizer.param_groups) == 2
     again.run(max_steps=1)
     assert again.step == 3
+
+
+def test_ema_moves_each_weight_towards_the_model_by_one_minus_decay(tmp_path: Path) -> None:
+    """ema_new = decay * ema_old + (1 - decay) * model, for every floating tensor; counters are copied."""
+    trainer = trainer_with_data(tiny_config(tmp_path, ema_decay=0.9))
+    trainer.step = 1000  # past the early ramp: decay is the configured 0.9
+    before = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(torch.randn_like(p))
+    model = trainer.model.state_dict()
+    trainer._update_ema()
+    after = trainer.ema.state_dict()
+    for key, value in after.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.9 * before[key] + 0.1 * model[key], atol=1e-6), key
+        else:
+            assert torch.equal(value, model[key]), key

@@ -132,9 +132,13 @@ class CachedSet:
 
 def build_cache(
     root: str | os.PathLike, cache_file: str | os.PathLike, short: int = 384, method: str = "closed_form",
-    workers: int = 2, log=print,
+    workers: int | None = None, log=print,
 ) -> CachedSet:
-    """Build (or load, when present) the cache of one dataset folder."""
+    """Build (or load, when present) the cache of one dataset folder.
+
+    ``workers`` defaults to every core: labelling is the slow part of a first run, and on a
+    many-core GPU machine two processes would leave the accelerator waiting for minutes.
+    """
     cache_file = Path(cache_file)
     if cache_file.exists():
         return load_cache(cache_file)
@@ -146,7 +150,7 @@ def build_cache(
     stems: list[str] = []
     # spawn, not fork: forking after torch/numba started their thread pools can deadlock
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context) as pool:
         for stem, result in pool.map(prepare_sample, jobs, chunksize=8):
             if isinstance(result, str):
                 log(f"warning: skipped {result}")

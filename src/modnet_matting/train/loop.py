@@ -355,7 +355,7 @@ class Trainer:
         try:
             step = int(card["samples_seen"]) // (self.cfg.batch_size * self.world)
             best = float(card["validation"]["iou"])
-            elapsed = float(card.get("cpu_hours", 0.0)) * 3600
+            elapsed = float(card.get("train_hours", card.get("cpu_hours", 0.0))) * 3600
         except (KeyError, TypeError, ValueError):
             return
         self.step, self.best, self.elapsed = step, best, elapsed
@@ -363,6 +363,12 @@ class Trainer:
 
     def _source(self) -> str:
         return "modnet-matting training run " + self.cfg.name
+
+    def _device_name(self) -> str:
+        """Where this stretch of training ran: the hours in a card mean little without it."""
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return f"{self.device.type} ({torch.get_num_threads()} threads)"
 
     def weights_config(self, metrics: dict[str, Any]) -> WeightsConfig:
         cfg = self.cfg
@@ -372,7 +378,8 @@ class Trainer:
             "data": ", ".join(cfg.sets) + " (research-use photos; see docs/model_card.md)",
             "licence": "weights trained on research-use data: non-commercial research use",
             "samples_seen": self.step * cfg.batch_size * self.world,
-            "cpu_hours": round(self.elapsed / 3600, 3),
+            "train_hours": round(self.elapsed / 3600, 3),
+            "trained_on": self._device_name(),
             "validation": metrics,
         }
         if cfg.backbone_weights:  # the pretrained files carry their own licence (see docs/model_card.md)
@@ -424,14 +431,21 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        """ema += (1 - decay) * (model - ema), all floating tensors in one fused call.
+
+        One call for the ~600 tensors instead of two kernels each: on a GPU the per-tensor
+        loop cost about as much as the training step itself.
+        """
         decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
         model_state = self._bare(self.model).state_dict()
+        ema_float, model_float = [], []
         for key, value in self.ema.state_dict().items():
-            source = model_state[key]
             if value.is_floating_point():
-                value.mul_(decay).add_(source.detach(), alpha=1 - decay)
+                ema_float.append(value)
+                model_float.append(model_state[key].detach())
             else:
-                value.copy_(source)
+                value.copy_(model_state[key])
+        torch._foreach_lerp_(ema_float, model_float, 1 - decay)
 
     @torch.no_grad()
     def _predict_val(self, image: np.ndarray, pre: Preprocess) -> np.ndarray:
