@@ -53,27 +53,28 @@ def test_row_bands_give_the_same_matte_as_one_pass() -> None:
     assert np.abs(bands - cv2.resize(coefficients, (150, 203), interpolation=cv2.INTER_LINEAR)).max() < 1e-5
 
 
-def test_the_predictor_refines_only_mattes_it_enlarges() -> None:
+def test_the_predictor_refines_by_default_and_only_mattes_it_enlarges() -> None:
     torch.manual_seed(0)
     net = MODNet().eval()
     config = WeightsConfig()
     backend = TorchBackend(net, "cpu")
-    plain, refined = Predictor(backend, config), Predictor(backend, config, refine=True)
+    plain, refined = Predictor(backend, config, refine=False), Predictor(backend, config)
     big = disc_photo(1024, 768)[0]  # the network sees 512x384: enlarged 2x
     assert np.abs(refined.predict(big) - plain.predict(big)).max() > 1e-3
     small = disc_photo(512, 384)[0]  # network size: nothing to enlarge
     assert np.array_equal(refined.predict(small), plain.predict(small))
 
 
-def test_matte_command_refine_flag(tmp_path: Path) -> None:
+def test_matte_command_refines_unless_told_not_to(tmp_path: Path) -> None:
     torch.manual_seed(0)
     weights = save_weights(MODNet(), tmp_path / "w.safetensors", WeightsConfig())
     photo = tmp_path / "disc.png"
     save_image(photo, disc_photo(1024, 768)[0])
     outputs = {}
-    for flags, name in (([], "plain"), (["--refine"], "refined")):
+    for flags, name in ((["--no-refine"], "plain"), ([], "refined"), (["--refine"], "asked")):
         assert main(["matte", str(photo), "--weights", str(weights), "--backend", "torch", "--precision", "fp32",
                      "-o", str(tmp_path / name), *flags]) == 0
         outputs[name] = read_image(tmp_path / name / "disc.alpha.png")
     assert outputs["plain"].shape == outputs["refined"].shape
     assert not np.array_equal(outputs["plain"], outputs["refined"])
+    assert np.array_equal(outputs["asked"], outputs["refined"])

@@ -51,7 +51,7 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
               f"{os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
     try:
         return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend,
-                          refine=getattr(args, "refine", False))
+                          refine=getattr(args, "refine", True))
     except CheckpointError:
         raise
     except (ValueError, RuntimeError) as exc:

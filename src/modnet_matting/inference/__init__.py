@@ -45,7 +45,7 @@ def load_model(
     backend: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     threads: int | None = None,
-    refine: bool = False,
+    refine: bool = True,
 ) -> Predictor:
     """A predictor for registry weights (by name) or a weights file (by path).
 
@@ -56,7 +56,7 @@ def load_model(
     input/output) runs on ONNX Runtime or OpenVINO; an OpenVINO IR (``.xml``,
     e.g. the int8 one from ``modnet export --format openvino-int8``) on OpenVINO; a
     ``.tflite`` (``modnet export --format tflite``) on LiteRT, at its size and precision.
-    ``refine``: enlarge mattes along the photo's edges (see ``Predictor``).
+    ``refine``: enlarge mattes along the photo's edges (on by default; see ``Predictor``).
     """
     source = open_source(name_or_path)
     with source.file_errors():
