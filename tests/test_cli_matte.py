@@ -292,7 +292,7 @@ def test_compile_says_it_compiles_and_where_it_caches(tmp_path: Path, monkeypatc
     monkeypatch.setenv("MODNET_HOME", str(tmp_path))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setattr(inference, "load_model", lambda *args, **kwargs: "predictor")
-    args = argparse.Namespace(weights=None, device="cpu", precision="fp32", backend="compile")
+    args = argparse.Namespace(weights=None, device="cpu", precision="fp32", backend="compile", refine=True)
     assert load_predictor(args) == "predictor"
     err = capsys.readouterr().err
     assert "torch.compile builds the network" in err and str(tmp_path / "torchinductor") in err

@@ -78,3 +78,22 @@ def test_matte_command_refines_unless_told_not_to(tmp_path: Path) -> None:
     assert outputs["plain"].shape == outputs["refined"].shape
     assert not np.array_equal(outputs["plain"], outputs["refined"])
     assert np.array_equal(outputs["asked"], outputs["refined"])
+
+
+@pytest.mark.parametrize("command", [["matte", "x.jpg"], ["video", "x.mp4"], ["webcam"], ["serve"]])
+def test_every_command_that_loads_weights_can_turn_refinement_off(command: list[str], monkeypatch) -> None:
+    """Refinement is on by default; --no-refine reaches load_model from matte, video, webcam and serve."""
+    from modnet_matting import inference
+    from modnet_matting.cli import serve
+    from modnet_matting.cli.main import build_parser
+    from modnet_matting.cli.options import load_predictor
+
+    parser = build_parser()
+    assert parser.parse_args(command).refine is True
+    args = parser.parse_args([*command, "--no-refine"])
+    if command[0] == "serve":
+        assert serve._options(args)["refine"] is False
+        return
+    seen = {}
+    monkeypatch.setattr(inference, "load_model", lambda *a, **kw: seen.update(kw) or "predictor")
+    assert load_predictor(args) == "predictor" and seen["refine"] is False

@@ -75,10 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="for composite: colour name, #hex or r,g,b; an image file (resized to cover); or 'blur'",
     )
     add_model_options(parser)
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                        help="enlarge the matte along the photo's edges (guided filter) instead of resizing it, "
-                             "where the network ran at under two thirds of the photo's size (default: on; "
-                             "docs/performance.md has what it changes)")
     parser.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bit depth of alpha and cut-out PNGs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     parser.add_argument(

@@ -24,7 +24,7 @@ BACKENDS = ("auto", "torch", "compile", "onnx", "openvino", "litert")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--weights, --device, --precision and --backend."""
+    """--weights, --device, --precision, --backend and --refine."""
     parser.add_argument("--weights", default=None,
                         help="registry name or weights file (.safetensors/.ckpt/.onnx/.xml/.tflite; "
                              "default: modnet-people)")
@@ -33,6 +33,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): the fastest within the accuracy bound of fp32 (see docs/performance.md)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="auto (default): the fastest available here; torch fp32 is the authors' way")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                        help="enlarge the matte along the image's edges (guided filter) instead of resizing it, "
+                             "where the network ran at under two thirds of the image's size (default: on; about "
+                             "10 ms a 720p frame; docs/performance.md has what it changes)")
 
 
 def load_predictor(args: argparse.Namespace) -> Predictor:
@@ -51,7 +55,7 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
               f"{os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
     try:
         return load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend,
-                          refine=getattr(args, "refine", True))
+                          refine=args.refine)
     except CheckpointError:
         raise
     except (ValueError, RuntimeError) as exc:

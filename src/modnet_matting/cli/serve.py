@@ -81,6 +81,7 @@ def _options(args: argparse.Namespace) -> dict:
         "device": args.device,
         "backend": args.backend,
         "precision": args.precision,
+        "refine": args.refine,
         "max_upload_bytes": int(args.max_upload_mb * 1_000_000),
         "max_pixels": args.max_pixels,
         "timeout_s": args.timeout,
@@ -148,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import load_model
 
     # Fail here, once, if the weights or the device are bad (and fill the export cache for the workers).
-    load_model(options["weights"], device=options["device"], precision=options["precision"], backend=options["backend"])
+    load_model(options["weights"], device=options["device"], precision=options["precision"], backend=options["backend"],
+               refine=options["refine"])
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads})
     uvicorn.run(

@@ -134,6 +134,7 @@ def create_app(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "auto",
+    refine: bool = True,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -147,7 +148,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app around ``predictor`` (or load ``weights`` now, so bad weights fail before serving).
 
-    ``device``, ``backend`` and ``precision`` are ``load_model``'s. ``max_batch``
+    ``device``, ``backend``, ``precision`` and ``refine`` are ``load_model``'s. ``max_batch``
     None picks 8 on a GPU and 1 elsewhere: on a 2-core CPU batching gave the same
     throughput with a longer tail (docs/server.md), and OpenVINO compiles once
     per input shape, batch size included. ``allowed_hosts`` None accepts any Host
@@ -155,7 +156,7 @@ def create_app(
     empty sends no CORS headers; ``api_key`` set makes ``/v1/matte`` require it.
     """
     if predictor is None:
-        predictor = load_model(weights, device=device, precision=precision, backend=backend)
+        predictor = load_model(weights, device=device, precision=precision, backend=backend, refine=refine)
         weights_label = Path(str(weights or DEFAULT_WEIGHTS)).name  # a file's name, not where it lives
         max_batch = max_batch or default_max_batch(predictor)
         predictor.batch_size = max(predictor.batch_size, max_batch)  # a micro-batch is one network call

@@ -136,8 +136,7 @@ def build_cache(
 ) -> CachedSet:
     """Build (or load, when present) the cache of one dataset folder.
 
-    ``workers`` defaults to every core: labelling is the slow part of a first run, and on a
-    many-core GPU machine two processes would leave the accelerator waiting for minutes.
+    ``workers`` defaults to every core: labelling is the slow part of a first run.
     """
     cache_file = Path(cache_file)
     if cache_file.exists():
