@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from modnet_matting.io import save_image
-from modnet_matting.train.augment import AugmentConfig, MattingSamples, StreamSampler
-from modnet_matting.train.data import build_cache, find_pairs, is_held_out, load_cache
+from modnet_matting.train.augment import AugmentConfig, MattingSamples, StreamSampler, make_sample, rotate_person
+from modnet_matting.train.data import CachedSet, build_cache, find_pairs, is_held_out, load_cache
 from modnet_matting.train.synthetic import synthetic_backgrounds, synthetic_portrait, synthetic_set
 
 
@@ -118,3 +119,47 @@ def test_stream_sampler_splits_positions_between_ranks() -> None:
     single = take(StreamSampler(start=8), 8)
     ranks = [take(StreamSampler(start=8, stride=2, offset=r), 4) for r in range(2)]
     assert sorted(ranks[0] + ranks[1]) == single == list(range(8, 16))
+
+
+def tall_bar_person(height: int = 120, width: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """A standing "person": a 10 px wide, 90 px tall bar (alpha, foreground colours)."""
+    alpha = np.zeros((height, width), np.uint8)
+    alpha[15:105, 45:55] = 255
+    fg = np.full((height, width, 3), (200, 60, 30), np.uint8)
+    return alpha, fg
+
+
+def tilt_from_upright(alpha: np.ndarray) -> float:
+    """Degrees between the alpha's long axis (from its second moments) and the vertical."""
+    m = cv2.moments(alpha.astype(np.float32))
+    axis = 0.5 * np.degrees(np.arctan2(2 * m["mu11"], m["mu20"] - m["mu02"]))  # from the x axis
+    return 90.0 - abs(axis)
+
+
+def test_a_turned_person_keeps_all_of_itself_and_its_shape() -> None:
+    alpha, fg = tall_bar_person()
+    lying, lying_fg = rotate_person(alpha, fg, 90)
+    assert lying.shape == (100, 120) and lying_fg.shape == (100, 120, 3)  # the canvas turned with it
+    ys, xs = np.nonzero(lying > 127)
+    assert np.ptp(xs) > 5 * np.ptp(ys) and tilt_from_upright(lying) > 85
+    tilted, _ = rotate_person(alpha, fg, 30)
+    assert tilted.shape[0] > 120 and tilted.shape[1] > 100  # nothing of the person is cut off
+    for turned in (lying, tilted):
+        assert turned.astype(float).sum() == pytest.approx(alpha.astype(float).sum(), rel=0.03)
+    assert tilt_from_upright(tilted) == pytest.approx(30, abs=3)
+
+
+def test_rotated_composites_show_people_at_many_tilts_and_none_without_rotation() -> None:
+    alpha, fg = tall_bar_person()
+    person = CachedSet("bar", ["bar_0000"], [fg.copy()], [alpha], [fg])
+    backgrounds = synthetic_backgrounds(2, 120, 100)
+
+    def tilts(rotate_prob: float) -> list[float]:
+        cfg = AugmentConfig(crop=96, scale_min=1.0, scale_max=1.0, composite_prob=1.0, jitter=0.0,
+                            rotate_prob=rotate_prob, rotate_max_degrees=90)
+        return [tilt_from_upright(make_sample(person, 0, backgrounds, cfg, np.random.default_rng(seed))[1])
+                for seed in range(12)]
+
+    assert max(tilts(0.0)) < 3
+    turned = tilts(1.0)
+    assert max(turned) > 45 and min(turned) < max(turned) - 30

@@ -159,7 +159,8 @@ def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:
     assert load_config(tmp_path / "b.toml").batch_size == 2
     assert load_config(None, ["set_repeats={hsd: 2}"]).set_repeats == {"hsd": 2}
     for bad in (["nosuch=1"], ["optimizer=rmsprop"], ["device=tpu"], ["crop=100"], ["lr"], ["set_repeats=2"],
-                ["set_repeats={nosuch: 2}"], ["set_repeats={hsd: 0}"], ["set_repeats={hsd: 1.5}"]):
+                ["set_repeats={nosuch: 2}"], ["set_repeats={hsd: 0}"], ["set_repeats={hsd: 1.5}"],
+                ["composite_prob=1.5"], ["rotate_prob=-0.1"], ["rotate_max_degrees=270"]):
         with pytest.raises(ValueError):
             load_config(None, bad)
     assert main(["train", "--config", str(tmp_path / "a.yaml"), "--print-config", "mode=segmentation"]) == 0

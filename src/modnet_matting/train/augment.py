@@ -1,4 +1,4 @@
-"""Training samples: rescale, crop around the person, flip, colour jitter, new backgrounds.
+"""Training samples: rescale, crop around the person, flip, colour jitter, new backgrounds, turns.
 
 Every sample is a pure function of (seed, epoch, position), so a resumed run
 draws exactly the samples the uninterrupted run would have drawn.
@@ -34,6 +34,9 @@ class AugmentConfig:
     busy_background_prob: float = 0.0  # a composite's background becomes a collage or a recoloured scene
     grey_prob: float = 0.0
     low_light_prob: float = 0.0
+    # a composite's person turned by up to rotate_max_degrees either way (tilted cameras, people lying down)
+    rotate_prob: float = 0.0
+    rotate_max_degrees: float = 90.0
 
 
 def _rescale(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
@@ -89,6 +92,22 @@ def photometric(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
     return image
 
 
+def rotate_person(alpha: np.ndarray, fg: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cut-out person (alpha, foreground colours) turned by ``degrees`` on a canvas that holds all of it.
+
+    Only composites are turned: their new background fills the corners that the turn
+    exposes, so no made-up border pixels get a label.
+    """
+    h, w = alpha.shape
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+    out_w, out_h = max(1, round(h * sin + w * cos)), max(1, round(h * cos + w * sin))
+    turn[:, 2] += ((out_w - w) / 2, (out_h - h) / 2)
+    alpha = cv2.warpAffine(alpha, turn, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=0)
+    fg = cv2.warpAffine(fg, turn, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return alpha, fg
+
+
 def _background(backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int,
                 cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < cfg.busy_background_prob:
@@ -109,7 +128,9 @@ def make_sample(
         alpha = np.zeros(image.shape[:2], np.uint8)
     else:
         if backgrounds and rng.random() < cfg.composite_prob:
-            bg = _background(backgrounds, objects, image.shape[0], image.shape[1], cfg, rng)
+            if cfg.rotate_prob and rng.random() < cfg.rotate_prob:  # no draw at 0: older streams stay as they were
+                alpha, fg = rotate_person(alpha, fg, rng.uniform(-cfg.rotate_max_degrees, cfg.rotate_max_degrees))
+            bg = _background(backgrounds, objects, alpha.shape[0], alpha.shape[1], cfg, rng)
             a = alpha[..., None].astype(np.float32) / 255.0
             image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
         if objects is not None and len(objects) and rng.random() < cfg.object_prob:

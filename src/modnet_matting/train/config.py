@@ -44,6 +44,8 @@ class TrainConfig:
     busy_background_prob: float = 0.0  # composite over a collage or a recoloured scene
     grey_prob: float = 0.0
     low_light_prob: float = 0.0
+    rotate_prob: float = 0.0  # a composite's person turned by up to rotate_max_degrees (tilted, lying people)
+    rotate_max_degrees: float = 90.0
     val_distractors: int = 40  # held-out composites with objects (+ object frames alone) in validation
     # optimisation
     batch_size: int = 8
@@ -115,6 +117,11 @@ class TrainConfig:
         if unknown or any(n < 1 for n in self.set_repeats.values()):
             raise ValueError(f"set_repeats: each key must be one of sets ({', '.join(self.sets)}) and each count >= 1"
                              + (f"; not in sets: {', '.join(unknown)}" if unknown else ""))
+        for key in (f.name for f in dataclasses.fields(self) if f.name.endswith("_prob")):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{key}={getattr(self, key)}: a probability must be between 0 and 1")
+        if not 0.0 <= self.rotate_max_degrees <= 180.0:
+            raise ValueError(f"rotate_max_degrees={self.rotate_max_degrees}: use 0 to 180")
         bounds = [0, *self.restart_steps, self.total_steps]
         if self.restart_steps and any(end - start <= self.warmup_steps for start, end in zip(bounds, bounds[1:])):
             raise ValueError("restart_steps must rise, each cycle longer than warmup_steps, and end before total_steps")

@@ -241,7 +241,8 @@ class Trainer:
         aug = AugmentConfig(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.composite_prob, jitter=cfg.jitter,
                             object_prob=cfg.object_prob, negative_prob=cfg.negative_prob,
                             busy_background_prob=cfg.busy_background_prob, grey_prob=cfg.grey_prob,
-                            low_light_prob=cfg.low_light_prob)
+                            low_light_prob=cfg.low_light_prob, rotate_prob=cfg.rotate_prob,
+                            rotate_max_degrees=cfg.rotate_max_degrees)
         dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects,
                                  self._sample_repeats())
         start = self.step * cfg.batch_size * self.world
