@@ -100,14 +100,15 @@ def main() -> None:
         if not rows:
             raise SystemExit(f"{path}: no validation rows yet")
         runs[name or Path(path).parent.name] = rows
-    if len(runs) == 1 and "=" not in args.logs[0]:
-        plot(rows, args.out)
-        print(markdown(rows))
+    single = next(iter(runs.values())) if len(runs) == 1 and "=" not in args.logs[0] else None
+    if single:
+        plot(single, args.out)
+        print(markdown(single))
     else:
         plot_runs(runs, args.out)
         print(compare_markdown(runs))
     if args.json:
-        args.json.write_text(json.dumps(runs if len(runs) > 1 else rows, indent=1))
+        args.json.write_text(json.dumps(single or runs, indent=1))
 
 
 if __name__ == "__main__":
