@@ -163,3 +163,28 @@ def test_rotated_composites_show_people_at_many_tilts_and_none_without_rotation(
     assert max(tilts(0.0)) < 3
     turned = tilts(1.0)
     assert max(turned) > 45 and min(turned) < max(turned) - 30
+
+
+def test_printed_patches_stay_inside_the_person_and_keep_it_foreground() -> None:
+    """patch_prob paints busy patches on the person only: background, alpha target and shape are untouched."""
+    alpha = np.zeros((160, 120), np.uint8)
+    alpha[20:150, 30:90] = 255
+    colour = np.array((200, 60, 30), np.uint8)
+    photo = np.where(alpha[..., None] > 0, colour, np.uint8(90)).astype(np.uint8)
+    person = CachedSet("block", ["block_0000"], [photo], [alpha], [np.broadcast_to(colour, photo.shape).copy()])
+    backgrounds = synthetic_backgrounds(2, 160, 120)
+
+    def samples(patch_prob: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        cfg = AugmentConfig(crop=128, scale_min=1.0, scale_max=1.0, composite_prob=0.0, jitter=0.0,
+                            flip_prob=0.0, patch_prob=patch_prob)
+        return [make_sample(person, 0, backgrounds, cfg, np.random.default_rng(seed)) for seed in range(10)]
+
+    def painted(image: np.ndarray, target: np.ndarray) -> bool:
+        return bool((np.abs(image.astype(int) - colour).max(axis=2)[target == 1] > 30).any())
+
+    plain, printed = samples(0.0), samples(1.0)
+    assert not any(painted(image, target) for image, target in plain)
+    assert sum(painted(image, target) for image, target in printed) >= 8
+    for image, target in printed:
+        assert set(np.unique(target)) <= {0.0, 1.0} and target.sum() > 0  # the person stays wholly foreground
+        assert (image[target == 0] == 90).all()  # nothing is painted on the background

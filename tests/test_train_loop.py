@@ -160,7 +160,7 @@ def test_config_file_and_overrides(tmp_path: Path, capsys) -> None:
     assert load_config(None, ["set_repeats={hsd: 2}"]).set_repeats == {"hsd": 2}
     for bad in (["nosuch=1"], ["optimizer=rmsprop"], ["device=tpu"], ["crop=100"], ["lr"], ["set_repeats=2"],
                 ["set_repeats={nosuch: 2}"], ["set_repeats={hsd: 0}"], ["set_repeats={hsd: 1.5}"],
-                ["composite_prob=1.5"], ["rotate_prob=-0.1"], ["rotate_max_degrees=270"]):
+                ["composite_prob=1.5"], ["rotate_prob=-0.1"], ["patch_prob=2"], ["rotate_max_degrees=270"]):
         with pytest.raises(ValueError):
             load_config(None, bad)
     assert main(["train", "--config", str(tmp_path / "a.yaml"), "--print-config", "mode=segmentation"]) == 0
@@ -388,3 +388,15 @@ def test_ema_moves_each_weight_towards_the_model_by_one_minus_decay(tmp_path: Pa
             assert torch.allclose(value, 0.9 * before[key] + 0.1 * model[key], atol=1e-6), key
         else:
             assert torch.equal(value, model[key]), key
+
+
+def test_every_sample_option_of_the_config_reaches_the_samples() -> None:
+    """A run's sample options are all passed on (a forgotten one would silently do nothing)."""
+    cfg = TrainConfig(crop=96, scale_min=0.5, scale_max=1.5, composite_prob=0.25, jitter=0.1, object_prob=0.2,
+                      negative_prob=0.15, busy_background_prob=0.35, grey_prob=0.45, low_light_prob=0.55,
+                      rotate_prob=0.65, rotate_max_degrees=30, patch_prob=0.75)
+    aug = loop.augment_config(cfg)
+    for name in ("crop", "scale_min", "scale_max", "composite_prob", "jitter", "object_prob", "negative_prob",
+                 "busy_background_prob", "grey_prob", "low_light_prob", "rotate_prob", "rotate_max_degrees",
+                 "patch_prob"):
+        assert getattr(aug, name) == getattr(cfg, name), name

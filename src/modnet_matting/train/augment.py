@@ -1,4 +1,4 @@
-"""Training samples: rescale, crop around the person, flip, colour jitter, new backgrounds, turns.
+"""Training samples: rescale, crop around the person, flip, colour jitter, new backgrounds, turns, prints.
 
 Every sample is a pure function of (seed, epoch, position), so a resumed run
 draws exactly the samples the uninterrupted run would have drawn.
@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .data import CachedSet
-from .distractors import busy_background, negative_image, paste_object
+from .distractors import busy_background, negative_image, paste_object, patterned_clothing
 from .trimap import trimap_from_matte
 
 
@@ -37,6 +37,8 @@ class AugmentConfig:
     # a composite's person turned by up to rotate_max_degrees either way (tilted cameras, people lying down)
     rotate_prob: float = 0.0
     rotate_max_degrees: float = 90.0
+    # busy, saturated patches inside the person (printed clothes, ribbon bars, badges) that stay foreground
+    patch_prob: float = 0.0
 
 
 def _rescale(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
@@ -127,6 +129,8 @@ def make_sample(
         image = negative_image(backgrounds, objects, image.shape[0], image.shape[1], rng)
         alpha = np.zeros(image.shape[:2], np.uint8)
     else:
+        if cfg.patch_prob and rng.random() < cfg.patch_prob:  # no draw at 0: older streams stay as they were
+            image, fg = patterned_clothing(image, fg, alpha, backgrounds, rng)
         if backgrounds and rng.random() < cfg.composite_prob:
             if cfg.rotate_prob and rng.random() < cfg.rotate_prob:  # no draw at 0: older streams stay as they were
                 alpha, fg = rotate_person(alpha, fg, rng.uniform(-cfg.rotate_max_degrees, cfg.rotate_max_degrees))

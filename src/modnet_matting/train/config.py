@@ -46,6 +46,7 @@ class TrainConfig:
     low_light_prob: float = 0.0
     rotate_prob: float = 0.0  # a composite's person turned by up to rotate_max_degrees (tilted, lying people)
     rotate_max_degrees: float = 90.0
+    patch_prob: float = 0.0  # busy, saturated patches painted inside the person (printed clothes): still person
     val_distractors: int = 40  # held-out composites with objects (+ object frames alone) in validation
     # optimisation
     batch_size: int = 8

@@ -171,6 +171,67 @@ def negative_image(
     return busy_background(backgrounds, objects, height, width, rng)
 
 
+def _stripes(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Bands (or checks) of saturated colours: ribbon bars, striped shirts, badges."""
+    bands = int(rng.integers(3, 11))
+    colours = rng.integers(0, 256, (bands, 3))
+    along = (np.arange(width) * bands // max(1, width))[None, :].repeat(height, 0)
+    if rng.random() < 0.3:  # checks
+        rows = (np.arange(height) * bands // max(1, height))[:, None]
+        along = (along + rows) % bands
+    elif rng.random() < 0.3:  # horizontal bands
+        along = (np.arange(height) * bands // max(1, height))[:, None].repeat(width, 1)
+    return colours[along].astype(np.uint8)
+
+
+def patterned_clothing(
+    image: np.ndarray, fg: np.ndarray, alpha: np.ndarray, backgrounds: list[np.ndarray], rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Busy, saturated patches painted inside the opaque person; returns (image, fg), alpha unchanged.
+
+    The counterweight to the busy backgrounds and pasted objects: those teach that a colourful
+    thing is not a person, so without this the network cuts colourful patches out of people
+    (a ribbon bar on a dark uniform, a printed shirt). Each patch lies wholly inside the
+    person's opaque region and keeps the shading of what it covers, so it reads as print on
+    the clothes, not as an object in front of them.
+    """
+    opaque = (alpha >= 250).astype(np.uint8)
+    ys, xs = np.nonzero(opaque)
+    if not len(ys):
+        return image, fg
+    person_width = int(xs.max() - xs.min() + 1)
+    body_top = int(ys.min() + (ys.max() - ys.min()) / 3)
+    image, fg = image.copy(), fg.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        pw = max(6, round(person_width * rng.uniform(0.08, 0.35)))
+        ph = max(4, round(pw * rng.uniform(0.15, 1.0)))
+        # centres whose whole patch is opaque person (and on the image: outside counts as background)
+        inside = cv2.erode(opaque, np.ones((ph + 2, pw + 2), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                           borderValue=0)
+        inside[:body_top] = 0  # clothes: below the top third of the person (upright; turns come later)
+        cy, cx = np.nonzero(inside)
+        if not len(cy):
+            continue
+        pick = int(rng.integers(len(cy)))
+        top, left = int(cy[pick]) - ph // 2, int(cx[pick]) - pw // 2
+        if backgrounds and rng.random() < 0.5:
+            texture = strong_colour(_cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], ph, pw, rng), rng)
+        else:
+            texture = _stripes(ph, pw, rng)
+        shape = np.ones((ph, pw), np.float32)
+        if rng.random() < 0.4:
+            half = (pw // 2, ph // 2)
+            shape = cv2.ellipse(np.zeros((ph, pw), np.float32), half, half, 0, 0, 360, 1, -1)
+        weight = (shape * rng.uniform(0.75, 1.0))[..., None]
+        window = (slice(top, top + ph), slice(left, left + pw))
+        for target in (image, fg):
+            under = target[window].astype(np.float32)
+            shade = under.mean(axis=2, keepdims=True) / max(1.0, float(under.mean()))
+            painted = texture.astype(np.float32) * np.clip(shade, 0.3, 1.6)
+            target[window] = _to_u8(under * (1 - weight) + painted * weight)
+    return image, fg
+
+
 def distractor_validation(
     people: CachedSet, objects: CachedSet, backgrounds: list[np.ndarray], count: int = 40, seed: int = 7
 ) -> CachedSet:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import math
 import signal
 import time
@@ -71,6 +72,15 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     if cfg.schedule == "step":
         return 0.1 ** (step // cfg.step_every)
     return 1.0
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    """The run's sample options: each AugmentConfig field that TrainConfig also has, taken by name.
+
+    By name, so a sample option added to both cannot be left out here and silently ignored.
+    """
+    shared = {f.name for f in dataclasses.fields(AugmentConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
+    return AugmentConfig(**{name: getattr(cfg, name) for name in shared})
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -238,11 +248,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         cfg = self.cfg
-        aug = AugmentConfig(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.composite_prob, jitter=cfg.jitter,
-                            object_prob=cfg.object_prob, negative_prob=cfg.negative_prob,
-                            busy_background_prob=cfg.busy_background_prob, grey_prob=cfg.grey_prob,
-                            low_light_prob=cfg.low_light_prob, rotate_prob=cfg.rotate_prob,
-                            rotate_max_degrees=cfg.rotate_max_degrees)
+        aug = augment_config(cfg)
         dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects,
                                  self._sample_repeats())
         start = self.step * cfg.batch_size * self.world
