@@ -44,8 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", default="fp32", help="fp32, or bf16 for a faster sweep")
     parser.add_argument("--apply", type=Path, help="write a copy of the weights whose preprocessing uses the size "
                         "with the best mean IoU, with the sweep recorded in their card")
+    parser.add_argument("--choose", type=int, help="with --apply: store this swept size instead of the best-IoU "
+                        "one (say a cheaper size level within noise); the card records the whole sweep either way")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference_scale.json"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.choose is not None and str(args.choose) not in args.sizes.split(","):
+        parser.error(f"--choose {args.choose} is not one of --sizes {args.sizes}")
+    return args
 
 
 def sweep(backend, config: WeightsConfig, heldout: Path, sizes: list[int]) -> dict[int, dict[str, dict]]:  # noqa: ANN001
@@ -98,17 +103,18 @@ def main(argv: list[str] | None = None) -> int:
               "stored_size": config.preprocess.reference_size, "results": results}
     atomic_write(args.json, json.dumps(report, indent=2).encode())
     if args.apply:
-        apply_best(model, config, results, report, args.apply)
+        apply_best(model, config, results, report, args.apply, args.choose)
     return 0
 
 
 def apply_best(model: torch.nn.Module, config: WeightsConfig, results: dict[int, dict[str, dict[str, float]]],
-               report: dict, out: Path) -> None:
-    """Save the weights again (same values) with the best-IoU size as their inference scale."""
-    best = max(results, key=lambda size: results[size]["mean"]["iou"])
+               report: dict, out: Path, choose: int | None = None) -> None:
+    """Save the weights again (same values) with the best-IoU size (or ``choose``) as their inference scale."""
+    best = choose if choose is not None else max(results, key=lambda size: results[size]["mean"]["iou"])
     sweep = {str(size): {k: round(v, 4) for k, v in per_set["mean"].items()} for size, per_set in results.items()}
     card = {**config.card, "inference_scale": {
         "chosen": best, "was": config.preprocess.reference_size, "sweep_mean_over_sets": sweep,
+        "rule": "best mean IoU" if choose is None else "chosen by hand (--choose)",
         "photos": "held-out portrait photos (runs/benchmarks/heldout)", "backend": report["backend"],
         "measured": report["date"], "cpu": report["machine"]}}
     pre = dataclasses.replace(config.preprocess, reference_size=best, resize_mode="short_side")

@@ -400,3 +400,24 @@ def test_every_sample_option_of_the_config_reaches_the_samples() -> None:
                  "busy_background_prob", "grey_prob", "low_light_prob", "rotate_prob", "rotate_max_degrees",
                  "patch_prob"):
         assert getattr(aug, name) == getattr(cfg, name), name
+
+
+def test_export_can_blend_the_run_back_toward_its_start(tmp_path: Path) -> None:
+    """export_blend_init=s writes (1 - s) * the run's EMA weights + s * init_weights, and says so in the card."""
+    from modnet_matting.weights import WeightsConfig, save_weights
+
+    start = save_weights(MODNet(), tmp_path / "start.safetensors", WeightsConfig())
+    overrides = [*mask_folder_run(tmp_path, "blend", workers=0), f"init_weights={start}", "lr=0.05",
+                 "warmup_steps=0", "ema_decay=0.5"]
+    assert main(["train", *overrides, "--max-steps", "2"]) == 0
+    plain, blended = tmp_path / "plain.safetensors", tmp_path / "blended.safetensors"
+    assert main(["train", *overrides, "--export", str(plain)]) == 0
+    assert main(["train", *overrides, "export_blend_init=0.25", "--export", str(blended)]) == 0
+    key = "f_branch.conv_f.1.layers.0.weight"
+    run, mixed, first = (load_weights(path)[0].state_dict()[key] for path in (plain, blended, start))
+    assert not torch.allclose(run, first, atol=1e-2)  # the run moved away from its start
+    assert torch.allclose(mixed, 0.75 * run + 0.25 * first, atol=2e-3)
+    assert load_weights(blended)[1].card["blend"] == {"toward": str(start), "share": 0.25}
+    assert "blend" not in load_weights(plain)[1].card
+    with pytest.raises(ValueError, match="export_blend_init"):
+        TrainConfig(export_blend_init=0.5).check()  # nothing to blend toward

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_checkpoint(trainer, path: str) -> int:  # noqa: ANN001 - a train.loop.Trainer
-    """Validate the EMA model of the run's last checkpoint and save it in our weights format.
+    """Validate the EMA model of the run's last checkpoint (blended per ``export_blend_init``) and save it.
 
     Lets a user take weights from a run at any moment (validation otherwise only
     happens every ``val_every`` steps), with the measured figures in the model card.
@@ -72,6 +72,7 @@ def export_checkpoint(trainer, path: str) -> int:  # noqa: ANN001 - a train.loop
         raise CLIError(f"no checkpoint to export: {trainer.checkpoint_path} does not exist")
     trainer.prepare_data()
     trainer.load_checkpoint()
+    trainer.blend_toward_init()
     metrics = trainer.validate()
     save_weights(trainer.ema, path, trainer.weights_config(metrics))
     print(f"step {trainer.step}: " + " ".join(f"{k}={v}" for k, v in metrics.items()))

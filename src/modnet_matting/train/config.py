@@ -92,6 +92,9 @@ class TrainConfig:
     progress: bool = False  # tqdm progress bar (rank 0)
     tensorboard: bool = True  # also log to runs/<name>/tensorboard when the tensorboard package is installed
     init_weights: str = ""  # a weights file or registry name to start from when no checkpoint exists
+    # --export writes the EMA weights moved this share of the way back to init_weights (a weight-space blend,
+    # as in WiSE-FT): keeps some of what the starting weights did better than a short continuation
+    export_blend_init: float = 0.0
     # the preprocessing recorded with exported weights (inference at the training scale)
     infer_reference: int = 320
     infer_mode: str = "short_side"
@@ -121,6 +124,8 @@ class TrainConfig:
         for key in (f.name for f in dataclasses.fields(self) if f.name.endswith("_prob")):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"{key}={getattr(self, key)}: a probability must be between 0 and 1")
+        if not 0.0 <= self.export_blend_init <= 1.0 or (self.export_blend_init and not self.init_weights):
+            raise ValueError(f"export_blend_init={self.export_blend_init}: use 0 to 1, with init_weights set")
         if not 0.0 <= self.rotate_max_degrees <= 180.0:
             raise ValueError(f"rotate_max_degrees={self.rotate_max_degrees}: use 0 to 180")
         bounds = [0, *self.restart_steps, self.total_steps]

@@ -377,6 +377,23 @@ class Trainer:
             return torch.cuda.get_device_name(self.device)
         return f"{self.device.type} ({torch.get_num_threads()} threads)"
 
+    def blend_toward_init(self) -> None:
+        """``export_blend_init``: move the EMA weights that share of the way back to ``init_weights``.
+
+        A short continuation can win on what it was aimed at (here the distractor images) and lose
+        a little elsewhere; the straight line between the two weights often keeps most of both
+        (WiSE-FT, Wortsman et al. 2022), and for a continuation of the same network it is cheap to
+        measure. Batch-norm statistics are blended like the weights.
+        """
+        share = self.cfg.export_blend_init
+        if not share:
+            return
+        start = load_weights(self.cfg.init_weights)[0].state_dict()
+        blended = {key: torch.lerp(value.float(), start[key].float(), share).to(value.dtype)
+                   if value.is_floating_point() else value for key, value in self.ema.state_dict().items()}
+        self.ema.load_state_dict(blended)
+        self.log(f"exported weights blended {share:g} of the way back to {self.cfg.init_weights}")
+
     def weights_config(self, metrics: dict[str, Any]) -> WeightsConfig:
         cfg = self.cfg
         pre = Preprocess(reference_size=cfg.infer_reference, resize_mode=cfg.infer_mode)
@@ -389,6 +406,8 @@ class Trainer:
             "trained_on": self._device_name(),
             "validation": metrics,
         }
+        if cfg.export_blend_init:
+            card["blend"] = {"toward": str(cfg.init_weights), "share": cfg.export_blend_init}
         if cfg.backbone_weights:  # the pretrained files carry their own licence (see docs/model_card.md)
             card["backbone_init"] = ", ".join(Path(f).name for f in cfg.backbone_weights)
         return WeightsConfig(preprocess=pre, card=card)
