@@ -84,7 +84,9 @@ def browser():
 
 def _ready(driver, url: str) -> None:
     driver.get(url)
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script("return modnet.ready || modnet.error"))
+    # the page's script may not have defined `modnet` yet when the first poll runs (a loaded machine)
+    ready = "return window.modnet !== undefined && (modnet.ready || modnet.error)"
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(ready))
     assert driver.execute_script("return modnet.error") is None
 
 
