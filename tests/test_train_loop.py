@@ -419,5 +419,7 @@ def test_export_can_blend_the_run_back_toward_its_start(tmp_path: Path) -> None:
     assert torch.allclose(mixed, 0.75 * run + 0.25 * first, atol=2e-3)
     assert load_weights(blended)[1].card["blend"] == {"toward": str(start), "share": 0.25}
     assert "blend" not in load_weights(plain)[1].card
+    trainer = Trainer(load_config(None, [*overrides, "export_blend_init=0.25"]), log=QUIET)
+    assert "blend" not in trainer.weights_config({}).card  # the run's own files (best.safetensors) are not blends
     with pytest.raises(ValueError, match="export_blend_init"):
         TrainConfig(export_blend_init=0.5).check()  # nothing to blend toward

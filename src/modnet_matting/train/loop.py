@@ -150,6 +150,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.fp16)
         self.step, self.best, self.elapsed = 0, -math.inf, 0.0
+        self.blended_share = 0.0  # set by blend_toward_init: the EMA weights are no longer the run's own
         self.train_data: CachedSet | None = None
         self.val_sets: list[CachedSet] = []
         self.backgrounds: list[np.ndarray] = []
@@ -392,6 +393,7 @@ class Trainer:
         blended = {key: torch.lerp(value.float(), start[key].float(), share).to(value.dtype)
                    if value.is_floating_point() else value for key, value in self.ema.state_dict().items()}
         self.ema.load_state_dict(blended)
+        self.blended_share = share
         self.log(f"exported weights blended {share:g} of the way back to {self.cfg.init_weights}")
 
     def weights_config(self, metrics: dict[str, Any]) -> WeightsConfig:
@@ -406,8 +408,8 @@ class Trainer:
             "trained_on": self._device_name(),
             "validation": metrics,
         }
-        if cfg.export_blend_init:
-            card["blend"] = {"toward": str(cfg.init_weights), "share": cfg.export_blend_init}
+        if self.blended_share:
+            card["blend"] = {"toward": str(cfg.init_weights), "share": self.blended_share}
         if cfg.backbone_weights:  # the pretrained files carry their own licence (see docs/model_card.md)
             card["backbone_init"] = ", ".join(Path(f).name for f in cfg.backbone_weights)
         return WeightsConfig(preprocess=pre, card=card)
