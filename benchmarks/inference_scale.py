@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "one (say a cheaper size level within noise); the card records the whole sweep either way")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference_scale.json"))
     args = parser.parse_args(argv)
-    if args.choose is not None and str(args.choose) not in args.sizes.split(","):
+    if args.choose is not None and args.choose not in [int(s) for s in args.sizes.split(",")]:
         parser.error(f"--choose {args.choose} is not one of --sizes {args.sizes}")
     return args
 
