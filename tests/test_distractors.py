@@ -58,6 +58,22 @@ def test_object_in_front_occludes_the_person_alpha() -> None:
     assert np.abs(out[occluded].astype(int) - (250, 200, 30)).max() <= 1
 
 
+def test_touching_objects_always_reach_the_person() -> None:
+    """On a wide photo with a narrow person, anywhere-placement often misses; on the outline never."""
+    image = np.full((120, 600, 3), 40, np.uint8)
+    alpha = np.zeros((120, 600), np.uint8)
+    alpha[40:120, 280:320] = 255
+    fg = np.full_like(image, 200)
+
+    def occludes(seed: int, touch_prob: float) -> bool:
+        rng = np.random.default_rng(seed)
+        _, target = paste_object(image, alpha, fg, object_set(), rng, in_front_prob=1.0, touch_prob=touch_prob)
+        return bool((target < alpha).any())
+
+    assert all(occludes(seed, 1.0) for seed in range(30))
+    assert not all(occludes(seed, 0.0) for seed in range(30))
+
+
 def test_negative_samples_have_no_person() -> None:
     cfg = AugmentConfig(crop=64, negative_prob=1.0, jitter=0.0)
     for seed in range(6):

@@ -30,6 +30,7 @@ class AugmentConfig:
     person_crop_prob: float = 0.9
     # "is this a person?" samples (train/distractors.py) and hard photometric cases
     object_prob: float = 0.0  # paste a large object (behind or in front of the person)
+    object_touch_prob: float = 0.0  # such an object placed on the person's outline (touching, overlapping)
     negative_prob: float = 0.0  # a sample without a person: object frame, scene or collage, target 0
     busy_background_prob: float = 0.0  # a composite's background becomes a collage or a recoloured scene
     grey_prob: float = 0.0
@@ -138,7 +139,7 @@ def make_sample(
             a = alpha[..., None].astype(np.float32) / 255.0
             image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
         if objects is not None and len(objects) and rng.random() < cfg.object_prob:
-            image, alpha = paste_object(image, alpha, fg, objects, rng)
+            image, alpha = paste_object(image, alpha, fg, objects, rng, touch_prob=cfg.object_touch_prob)
     image, alpha = _pad_to(image, cfg.crop), _pad_to(alpha, cfg.crop)
     top, left = _crop_origin(alpha, cfg.crop, rng, rng.random() < cfg.person_crop_prob)
     image = image[top:top + cfg.crop, left:left + cfg.crop]

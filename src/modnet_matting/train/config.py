@@ -40,6 +40,7 @@ class TrainConfig:
     # (images/ + masks/, frames named <sequence>_<frame>, split by sequence)
     distractors: list[str] = field(default_factory=list)
     object_prob: float = 0.0  # paste a large object behind or in front of the person
+    object_touch_prob: float = 0.0  # share of those objects placed on the person's outline (touching it)
     negative_prob: float = 0.0  # a sample with no person (object frame, scene, collage), target 0
     busy_background_prob: float = 0.0  # composite over a collage or a recoloured scene
     grey_prob: float = 0.0
