@@ -14,8 +14,10 @@ declare -A ARMS=(
   [no_distractor_samples]="object_prob=0 negative_prob=0 busy_background_prob=0"
   [frozen7_encoder_lr_0.1]="freeze_backbone_blocks=7 backbone_lr_scale=0.1"
   [deeplab_seed1]="seed=1"
+  [no_object_pastes]="object_prob=0"
 )
-ORDER=(deeplab imagenet frozen7 encoder_lr_0.1 frozen_bn no_distractor_samples frozen7_encoder_lr_0.1 deeplab_seed1)
+ORDER=(deeplab imagenet frozen7 encoder_lr_0.1 frozen_bn no_distractor_samples frozen7_encoder_lr_0.1 deeplab_seed1
+       no_object_pastes)
 for arm in "${@:-${ORDER[@]}}"; do
   [[ -v "ARMS[$arm]" ]] || { echo "unknown arm: $arm (one of: ${ORDER[*]})" >&2; exit 2; }
   # shellcheck disable=SC2086  # the overrides are separate words
