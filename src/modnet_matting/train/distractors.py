@@ -70,7 +70,9 @@ def _place(canvas_shape: tuple[int, int], size: tuple[int, int], rng: np.random.
     return top, left
 
 
-def _place_touching(person: np.ndarray, object_alpha: np.ndarray, rng: np.random.Generator):
+def _place_touching(
+    person: np.ndarray, object_alpha: np.ndarray, rng: np.random.Generator,
+) -> tuple[int, int] | None:
     """Top-left that puts a random pixel of the object on a random edge pixel of the person.
 
     The failures that remain are objects that touch or overlap the person (a child holding a
