@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=50, help="held-out images per set (default 50)")
     parser.add_argument("--composites", type=int, default=50, help="composite images (default 50)")
     parser.add_argument("--distractors", type=int, default=60, help="distractor images (default 60)")
+    parser.add_argument("--object-scenes", type=int, default=None,
+                        help="people-over-object-photo images (default: three per held-out photo of objects/)")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--peers", default="all")
     parser.add_argument("--threads", type=int, default=2)
@@ -199,6 +201,38 @@ def distractor_set(shared: Path, datasets: dict[str, Dataset], count: int, work:
         name = f"{i:03d}_{stem}"  # an object frame may be drawn twice
         save_image(out / "image" / f"{name}.png", image)
         save_image(out / "matte" / f"{name}.png", alpha)
+    return find_dataset(out)
+
+
+def object_scene_dataset(shared: Path, datasets: dict[str, Dataset], count: int | None, work: Path) -> Dataset | None:
+    """Held-out people over the held-out side of ``objects/`` (split per category), and those photos alone.
+
+    Built by ``train.scenes.object_scene_set`` from the full-size people files; ``count`` None gives
+    three samples per held-out photo (alone once, under a person twice). File names start with the
+    photo's category, for the per-category table.
+    """
+    from modnet_matting.io import save_image
+    from modnet_matting.train.scenes import load_object_photos, object_scene_set
+
+    root = shared / "data" / "distractors" / "objects"
+    if not root.is_dir():
+        return None
+    photos = load_object_photos([root], held_out=True)
+    people = {"images": {}, "masks": {}}
+    for name, ds in datasets.items():
+        for sample in ds.samples:
+            people["images"][f"{name}_{sample.stem}"] = sample.image
+            people["masks"][f"{name}_{sample.stem}"] = sample.reference
+    built = object_scene_set(_read_cached(people["images"], people["masks"], sorted(people["images"]), "people", 640),
+                             photos, count or 3 * len(photos), side=512)
+    out = work / "object_scenes"
+    for folder in (out / "image", out / "matte"):
+        if folder.is_dir():
+            for old in folder.iterdir():
+                old.unlink()
+    for stem, image, alpha in zip(built.stems, built.images, built.alphas):
+        save_image(out / "image" / f"{stem}.png", image)
+        save_image(out / "matte" / f"{stem}.png", alpha)
     return find_dataset(out)
 
 
@@ -343,6 +377,44 @@ def _method_rows(results: list[MethodResult], keys: list[str], labels: list[str]
     return lines
 
 
+def category_table(results: list[MethodResult]) -> list[str]:
+    """MAD / FF per object category (people over the photos and the photos alone), then the photos alone."""
+    from modnet_matting.train.scenes import category_of
+
+    def mean(result: MethodResult, key: str, keep) -> float | None:
+        values = [row.values[key] for row in result.rows if keep(row.stem)]
+        return float(np.mean(values)) if values else None
+
+    categories = sorted({category_of(row.stem) for result in results for row in result.rows})
+    count = {c: sum(category_of(r.stem) == c for r in results[0].rows) for c in categories} if results else {}
+    header = "| category | n | " + " | ".join(f"{r.method} MAD / FF" for r in results) + " |"
+    lines = [header, "|" + "---|" * (len(results) + 2)]
+    for category in sorted(categories, key=lambda c: -count[c]):
+        cells = [f"{_cell(mean(r, 'mad', lambda s, c=category: category_of(s) == c))} / "
+                 f"{_cell(mean(r, 'ff', lambda s, c=category: category_of(s) == c), 3)}" for r in results]
+        lines.append(f"| {category} | {count[category]} | " + " | ".join(cells) + " |")
+    alone = [_cell(mean(r, "ff", lambda s: "__alone__" in s), 4) for r in results]
+    under = [_cell(mean(r, "mad", lambda s: "__alone__" not in s)) for r in results]
+    lines.append("| **photos alone: FF** | " + str(sum("__alone__" in r.stem for r in results[0].rows))
+                 + " | " + " | ".join(alone) + " |" if results else "")
+    lines.append("| **people over photos: MAD** | " + str(sum("__alone__" not in r.stem for r in results[0].rows))
+                 + " | " + " | ".join(under) + " |" if results else "")
+    return lines
+
+
+def per_category(result: MethodResult) -> dict[str, dict[str, float]]:
+    """Means of MAD, FF and SAD per object category, and over the photos alone ("alone")."""
+    from modnet_matting.train.scenes import category_of
+
+    groups: dict[str, list[Row]] = {}
+    for row in result.rows:
+        groups.setdefault(category_of(row.stem), []).append(row)
+        if "__alone__" in row.stem:
+            groups.setdefault("alone", []).append(row)
+    return {name: {"n": len(rows), **{k: float(np.mean([r.values[k] for r in rows])) for k in ("mad", "ff", "sad")}}
+            for name, rows in sorted(groups.items())}
+
+
 def speed_table(report: dict[str, Any]) -> list[str]:
     lines = ["| backend | precision | runs as | input | median ms | min ms | img/s |", "|---|---|---|---|---|---|---|"]
     for r in report["results"]:
@@ -468,6 +540,18 @@ def write_doc(args: argparse.Namespace, ctx: dict[str, Any]) -> None:
         *(distractor_table(ctx["distracted"]) if ctx["distracted"] else ["Not built: no "
                                                                          "shared/data/distractors/davis_objects."]),
         "",
+        "## Object photos: animals, food, things and paintings beside people",
+        "",
+        f"{len(ctx['objects'][0].rows) if ctx['objects'] else 0} images built by `train.scenes.object_scene_set` "
+        "from the held-out side of `shared/data/distractors/objects` (split per category, 1 in 8 and at least 2 "
+        "photos of each; training sees only the rest) and the held-out portraits: of every three, one person in "
+        "its photo's own framing over an object photo covering the frame, one person at 45-75% of a 512 px "
+        "square over an object photo (sides the photo cut kept on the square's edges), and one object photo "
+        "alone (person alpha 0). Whole image, alpha in [0, 1]; per category, MAD / FF over all its images.",
+        "",
+        *(distractor_table(ctx["objects"]) + [""] + category_table(ctx["objects"]) if ctx["objects"]
+          else ["Not built: no shared/data/distractors/objects."]),
+        "",
         "## Speed of our network (`modnet bench`)",
         "",
     ]
@@ -517,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets = held_out_sets(args.shared, sets, args.limit, args.work)
     composites = composite_set(args.shared, datasets, args.composites, args.work)
     distractors = distractor_set(args.shared, datasets, args.distractors, args.work)
+    object_scenes = object_scene_dataset(args.shared, datasets, args.object_scenes, args.work)
 
     model, label, weights_path = our_model(args.weights, args.work, args.threads)
     dirs = P.model_dirs(args.peer_models) + [REPO / "peer_models", args.shared / "models"]
@@ -524,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     everything = {**datasets, "composites": composites}
     if distractors:
         everything["distractors"] = distractors
+    if object_scenes:
+        everything["object_scenes"] = object_scenes
     reused = reusable_peers(args.work, everything, names) if args.reuse_peers else {}
     for name, by_set in reused.items():
         print(f"peer {name}: rows reused from {next(iter(by_set.values())).info['reused_from']}", file=sys.stderr)
@@ -535,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     distracted = []
     if distractors:
         distracted = run_all({"distractors": distractors}, methods, args.work, reused)["distractors"]
+    objects = []
+    if object_scenes:
+        objects = run_all({"object_scenes": object_scenes}, methods, args.work, reused)["object_scenes"]
 
     speed = None
     if not args.skip_speed:
@@ -553,8 +643,8 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     plot_path = args.doc.parent / "benchmarks_quality_speed.png"
     plot(plot_path, points)
-    ctx = {"seg": seg, "comp": comp, "distracted": distracted, "sets": sets, "speed": speed, "missing": missing,
-           "weights_label": label,
+    ctx = {"seg": seg, "comp": comp, "distracted": distracted, "objects": objects, "sets": sets, "speed": speed,
+           "missing": missing, "weights_label": label,
            "reused": {name: next(iter(by_set.values())).info["reused_from"] for name, by_set in reused.items()},
            "plot": plot_path, "load": f"{load:.1f}", "load_end": f"{load_end:.1f}",
            "busy": max(load, load_end) > (os.cpu_count() or 1) + 0.5,  # the run itself keeps ~2 busy
@@ -566,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "segmentation": {name: {r.method: {"n": len(r.rows), **r.means()} for r in rs} for name, rs in seg.items()},
         "composites": {r.method: {"n": len(r.rows), **r.means()} for r in comp},
         "distractors": {r.method: {"n": len(r.rows), **r.means()} for r in distracted},
+        "object_scenes": {r.method: {"n": len(r.rows), **r.means(), "per_category": per_category(r)} for r in objects},
         "pooled": points, "not_run": missing, "speed": speed,
     }
     json_path = args.doc.parent / "benchmarks.json"

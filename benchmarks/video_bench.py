@@ -28,7 +28,7 @@ from modnet_matting.model import MODNet
 from modnet_matting.video import OutputSpec, VideoFileWriter, VideoMatter, VideoReader, process_video
 from modnet_matting.video.pipeline import load_background, render_output
 from modnet_matting.video.synthetic import write_synthetic_video
-from modnet_matting.video.writer import StreamTiming
+from modnet_matting.video.timing import StreamTiming
 from modnet_matting.weights import WeightsConfig
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}

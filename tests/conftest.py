@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -37,3 +40,12 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_weights(MODNet().eval(), path, WeightsConfig(card={"source": "random test weights"}), dtype=torch.float32)
     return path
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims a size but has no pixel data: a decompression bomb's header, a few bytes to send."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

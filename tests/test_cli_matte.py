@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -184,7 +185,10 @@ def test_gifs_and_output_like_names_are_matted_in_folders_and_globs(tmp_path: Pa
 
 
 def test_an_extreme_strip_runs_under_the_network_pixel_cap(tmp_path: Path, small_weights: Path, monkeypatch) -> None:
-    """An 8 x 300,000 strip once ran the network at 32 x 125,000+: the cap did not hold for thin images."""
+    """An 8 x 300,000 strip once ran the network at 32 x 125,000+: the cap did not hold for thin images.
+
+    Sides over 30,000 px are refused now (io.MAX_IMAGE_SIDE); the longest allowed strip must hold the cap too.
+    """
     from modnet_matting import inference
 
     shapes: list[tuple[int, ...]] = []
@@ -192,10 +196,10 @@ def test_an_extreme_strip_runs_under_the_network_pixel_cap(tmp_path: Path, small
     monkeypatch.setattr(inference.TorchBackend, "run",
                         lambda self, batch: shapes.append(batch.shape) or run(self, batch))
     strip = tmp_path / "strip.png"
-    strip.write_bytes(encode_png(np.full((8, 300_000, 3), 128, np.uint8)))
+    strip.write_bytes(encode_png(np.full((8, 30_000, 3), 128, np.uint8)))
     out = tmp_path / "out"
     assert main(["matte", str(strip), "-o", str(out), "--weights", str(small_weights), "--backend", "torch"]) == 0
-    assert read(out / "strip.alpha.png").shape == (8, 300_000)
+    assert read(out / "strip.alpha.png").shape == (8, 30_000)
     assert shapes and all(h * w <= inference.DEFAULT_MAX_PIXELS for *_, h, w in shapes)
 
 
@@ -297,3 +301,35 @@ def test_compile_says_it_compiles_and_where_it_caches(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert "torch.compile builds the network" in err and str(tmp_path / "torchinductor") in err
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "torchinductor")
+
+
+def test_a_photo_over_the_size_limit_is_one_line_and_the_batch_goes_on(folder: Path, small_weights: Path,
+                                                                        tmp_path: Path, capsys) -> None:
+    """A 192-megapixel (or 8 x 3,000,000 px) file is refused from its header; the other photos are matted."""
+    from conftest import png_header_only
+
+    (folder / "broken.jpg").unlink()
+    (folder / "huge.png").write_bytes(png_header_only(16000, 12000))
+    (folder / "strip.png").write_bytes(png_header_only(8, 3_000_000))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(["matte", str(folder), "-o", str(out), "--weights", str(small_weights)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "matted 2 of 4" in err
+    assert "huge.png" in err and "megapixels" in err and "strip.png" in err and "30,000" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.alpha.png", "b.alpha.png"]
+
+
+def test_one_line_says_what_runs_and_quiet_hides_it(folder: Path, small_weights: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    (folder / "broken.jpg").unlink()
+    assert main(["matte", str(folder / "a.jpg"), "-o", str(tmp_path / "o1"), "--weights", str(small_weights),
+                 "--backend", "torch", "--precision", "fp32"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("modnet: ")]
+    assert lines[0] == (f"modnet: {small_weights.name} on cpu, torch fp32, network input at reference size 64 "
+                        "(-q hides this line)")
+    assert main(["matte", str(folder / "a.jpg"), "-o", str(tmp_path / "o2"), "--weights", str(small_weights),
+                 "-q"]) == 0
+    assert "on cpu" not in capsys.readouterr().err

@@ -86,3 +86,22 @@ def test_cli_export_refuses_bad_requests(random_weights: Path, tmp_path: Path, c
     assert main(["export", "--format", "onnx", "--weights", str(random_weights), "-o", str(random_weights)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_export_replaces_only_its_own_files(tmp_path, capsys) -> None:
+    """`-o user.onnx` silently replaced a file modnet did not write; its own export is replaced as before."""
+    from modnet_matting.cli.main import main
+    from modnet_matting.model import MODNet
+    from modnet_matting.weights import WeightsConfig, save_weights
+
+    weights = save_weights(MODNet(), tmp_path / "w.safetensors", WeightsConfig())
+    users = tmp_path / "user.onnx"
+    users.write_bytes(b"someone else's graph")
+    args = ["export", "--format", "onnx", "--weights", str(weights), "-o", str(users), "--no-check"]
+    assert main(args) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and users.read_bytes() == b"someone else's graph"
+    assert main([*args, "--overwrite"]) == 0
+    assert main(args) == 0  # its own export now: replaced without asking
+    script = tmp_path / "m.pt"
+    assert main(["export", "--format", "torchscript", "--weights", str(weights), "-o", str(script), "--no-check"]) == 0
+    assert main(["export", "--format", "torchscript", "--weights", str(weights), "-o", str(script), "--no-check"]) == 0

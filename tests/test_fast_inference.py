@@ -320,6 +320,9 @@ def test_int8_calibration_export_and_auto(net: MODNet, weights_file: Path, tmp_p
     reference = Predictor(TorchBackend(net, "cpu"), WeightsConfig()).predict(image)
     assert alpha.shape == (96, 64) and 0 <= alpha.min() and alpha.max() <= 1
     assert np.abs(alpha - reference).mean() <= INT8_MEAN
+    for other in ("fp32", "bf16"):  # an int8 model ran in int8 whatever precision was asked, without a word
+        with pytest.raises(ValueError, match="int8 model: it runs in int8 only"):
+            load_model(out, device="cpu", precision=other)
     # --cache: explicit int8 now works for these weights; auto uses it only within the bound
     assert load_model(weights_file, precision="int8", backend="openvino").backend.precision == "int8"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import png_header_only
 from modnet_matting.io import ImageReadError, encode_image, is_marked_output, read_image, save_image
 
 RGB = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
@@ -86,3 +88,36 @@ def test_a_write_error_names_the_target_not_our_temporary_file(tmp_path: Path, m
     assert main(["matte", str(source), "-o", str(tmp_path / "out"), "--backend", "torch"]) == 1
     err = capsys.readouterr().err
     assert f"cannot write {tmp_path / 'out' / 'x.alpha.png'}: Permission denied" in err and ".part" not in err
+
+
+@pytest.mark.parametrize("size, words", [((16000, 12000), "megapixels"), ((12000, 16000), "megapixels"),
+                                         ((8, 3_000_000), "sides"), ((600_000, 40), "sides"),
+                                         ((11000, 11000), "megapixels")])
+def test_images_over_the_size_limits_are_refused_from_the_header(size, words, tmp_path: Path) -> None:
+    from modnet_matting.io import ImageTooLargeError, read_image
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header_only(*size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no Pillow DecompressionBombWarning on the way
+        for source in (path, path.read_bytes()):
+            with pytest.raises(ImageTooLargeError, match=words) as caught:
+                read_image(source)
+            assert "\n" not in str(caught.value)
+
+
+def test_array_conventions_other_than_the_three_are_refused_not_clipped() -> None:
+    from modnet_matting.io import to_rgb_uint8
+
+    rgb = RGB.astype(np.float32) / 255.0
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        to_rgb_uint8(rgb * 2 - 1)  # the network's own -1..1 scaling
+    assert np.array_equal(to_rgb_uint8(np.clip(rgb - 1e-4, 0, None) - 1e-4), to_rgb_uint8(rgb - 2e-4))  # rounding
+    for dtype in (np.int8, np.bool_):
+        with pytest.raises(ValueError, match="cannot hold"):
+            to_rgb_uint8(RGB.astype(dtype))
+    assert np.array_equal(to_rgb_uint8(RGB.astype(np.int64)), RGB)
+    with pytest.raises(ValueError, match="0..255"):
+        to_rgb_uint8(RGB.astype(np.int32) * 4)
+    with pytest.raises(ValueError, match="sides"):
+        to_rgb_uint8(np.zeros((2, 40_000), np.uint8))

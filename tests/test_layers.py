@@ -77,3 +77,55 @@ def test_the_rule_catches_a_lazy_import_that_climbs(tmp_path: Path) -> None:
     fake.parent.mkdir()
     fake.write_text("def f():\n    from ..cli import main\n")
     assert _violations([fake], [], LAYERS, root=tmp_path) == ["model/probe.py imports modnet_matting.cli.main"]
+
+
+def _module_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (any import: in functions and under TYPE_CHECKING too)."""
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        modules[".".join(["modnet_matting", *(parts[:-1] if parts[-1] == "__init__" else parts)])] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for target in _imports(path, root):
+            # "from .writer import StreamTiming" names a class: the module is the longest known prefix
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):  # a package's own __init__
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle, once each (by depth-first search)."""
+    found, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_two_modules_import_each_other_in_a_circle() -> None:
+    assert [" -> ".join(c) for c in _cycles(_module_graph())] == []
+
+
+def test_the_circle_check_finds_a_circle_through_type_checking(tmp_path: Path) -> None:
+    (tmp_path / "video").mkdir()
+    (tmp_path / "video" / "__init__.py").write_text("")
+    (tmp_path / "video" / "audio.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                                 "    from .writer import Timing\n")
+    (tmp_path / "video" / "writer.py").write_text("from .audio import Copier\n")
+    assert [" -> ".join(c) for c in _cycles(_module_graph(tmp_path))] == [
+        "modnet_matting.video.audio -> modnet_matting.video.writer -> modnet_matting.video.audio"]

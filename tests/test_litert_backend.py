@@ -83,3 +83,17 @@ def test_a_missing_runtime_names_its_extra(float_graph: Path, monkeypatch) -> No
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # import ai_edge_litert now fails
     with pytest.raises(ValueError, match=r"pip install 'modnet-matting\[litert\]'"):
         load_model(float_graph)
+
+
+def test_one_model_used_from_several_threads_gives_the_serial_mattes(float_graph: Path) -> None:
+    """A loaded .tflite model shared by threads (the Dask path, a server) answers each call with its own matte."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = load_model(float_graph)
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (48 + 8 * i, 80, 3), dtype=np.uint8) for i in range(12)]
+    serial = [predictor.predict(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            parallel = list(pool.map(predictor.predict, images))
+            assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))

@@ -7,12 +7,10 @@ import base64
 import io
 import re
 import socket
-import struct
 import tempfile
 import threading
 import time
 import warnings
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +26,7 @@ with warnings.catch_warnings():  # Starlette's notice about its test client's HT
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from conftest import make_portrait  # noqa: E402
+from conftest import make_portrait, png_header_only  # noqa: E402
 from modnet_matting.cli.main import main  # noqa: E402
 from modnet_matting.inference import Predictor, TorchBackend  # noqa: E402
 from modnet_matting.server import create_app  # noqa: E402
@@ -179,15 +177,6 @@ def test_bad_parameters_are_422_with_a_json_error(client, photo, query, code):
     assert response.status_code == 422 and error_of(response) == code
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims a size but has no pixel data: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
@@ -195,8 +184,10 @@ def _png_header_only(width: int, height: int) -> bytes:
         (b"this is not an image", 415, "not_an_image"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 415, "not_an_image"),
         ("truncated", 422, "corrupt_image"),
-        (_png_header_only(6_000, 5_000), 413, "too_many_pixels"),  # above the server's limit
-        (_png_header_only(100_000, 100_000), 413, "too_many_pixels"),  # above Pillow's bomb limit too
+        (png_header_only(6_000, 5_000), 413, "too_many_pixels"),  # above the server's limit
+        (png_header_only(100_000, 100_000), 413, "too_many_pixels"),  # above Pillow's bomb limit too
+        (png_header_only(8, 3_000_000), 413, "side_too_long"),  # 24 MP, but no PNG encoder writes the answer
+        (png_header_only(600_000, 40), 413, "side_too_long"),
     ],
 )
 def test_bad_uploads_get_a_json_error_and_the_server_keeps_serving(client, photo, body, status, code):

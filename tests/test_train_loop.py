@@ -394,11 +394,12 @@ def test_every_sample_option_of_the_config_reaches_the_samples() -> None:
     """A run's sample options are all passed on (a forgotten one would silently do nothing)."""
     cfg = TrainConfig(crop=96, scale_min=0.5, scale_max=1.5, composite_prob=0.25, jitter=0.1, object_prob=0.2,
                       negative_prob=0.15, busy_background_prob=0.35, grey_prob=0.45, low_light_prob=0.55,
-                      rotate_prob=0.65, rotate_max_degrees=30, patch_prob=0.75)
+                      rotate_prob=0.65, rotate_max_degrees=30, patch_prob=0.75, zoom_out_prob=0.85,
+                      object_touch_prob=0.95)
     aug = loop.augment_config(cfg)
     for name in ("crop", "scale_min", "scale_max", "composite_prob", "jitter", "object_prob", "negative_prob",
                  "busy_background_prob", "grey_prob", "low_light_prob", "rotate_prob", "rotate_max_degrees",
-                 "patch_prob"):
+                 "patch_prob", "zoom_out_prob", "object_touch_prob"):
         assert getattr(aug, name) == getattr(cfg, name), name
 
 

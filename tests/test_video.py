@@ -32,7 +32,7 @@ from modnet_matting.video import (
     read_rgba,
 )
 from modnet_matting.video.synthetic import write_synthetic_video
-from modnet_matting.video.writer import StreamTiming
+from modnet_matting.video.timing import StreamTiming
 from modnet_matting.weights import Preprocess, WeightsConfig, load_weights, save_weights
 
 FRAMES, HEIGHT, WIDTH, FPS = 16, 64, 96, 25
@@ -471,3 +471,23 @@ def test_frames_lost_inside_a_recording_are_reported(tmp_path: Path):
     clean = _clip_starting_late(tmp_path / "clean.ts", frames=30)
     result = process_video(clean, [OutputSpec("alpha", tmp_path / "b.mp4")], fake_predictor(), progress=False)
     assert result.problems == []
+
+
+def test_video_and_webcam_replace_only_their_own_outputs(clip: Path, tmp_path: Path, small_weights: Path, capsys):
+    """`--output all` picks <stem>_composite.mp4 itself: a user's file of that name was silently replaced."""
+    out = tmp_path / "out"
+    out.mkdir()
+    users = out / "clip_composite.mp4"
+    users.write_bytes(b"the user's own video")
+    common = [str(clip), "--weights", str(small_weights), "--device", "cpu", "--end", "0.2", "-q"]
+    assert main(["video", *common, "--output", "all", "-o", str(out), "--cutout-format", "png"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and users.read_bytes() == b"the user's own video"
+    assert sorted(p.name for p in out.iterdir()) == ["clip_composite.mp4"]  # nothing half-done either
+    assert main(["video", *common, "--output", "all", "-o", str(out), "--cutout-format", "png", "--overwrite"]) == 0
+    assert users.read_bytes() != b"the user's own video"
+    assert main(["video", *common, "--output", "all", "-o", str(out), "--cutout-format", "png"]) == 0  # ours: again
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"not a video of modnet's")
+    assert main(["webcam", "--source", str(clip), "--headless", "-o", str(mine), "--max-frames", "3",
+                 "--weights", str(small_weights), "-q"]) == 2
+    assert mine.read_bytes() == b"not a video of modnet's"

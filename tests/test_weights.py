@@ -189,3 +189,23 @@ def test_unknown_devices_are_refused_in_one_line() -> None:
         with pytest.raises(ValueError, match=r"(unknown|unsupported) device .*use auto, cpu, cuda"):
             pick_device(bad)
     assert pick_device("cpu").type == "cpu"
+
+
+def test_bundled_weights_are_described_by_their_own_card() -> None:
+    """`modnet weights list` reads a bundled file's card: the description cannot drift from the file."""
+    from modnet_matting.weights import REGISTRY, _packaged_path, describe, read_config
+
+    bundled = [n for n, e in REGISTRY.items() if e.package_file and _packaged_path(e.package_file).exists()]
+    if not bundled:
+        pytest.skip("this build bundles no weights")
+    for name in bundled:
+        card = read_config(_packaged_path(REGISTRY[name].package_file)).card
+        assert card.get("description") and describe(name) == card["description"]
+
+
+def test_read_config_takes_the_card_from_the_header_alone(tmp_path) -> None:
+    from modnet_matting.model import MODNet
+    from modnet_matting.weights import WeightsConfig, read_config, save_weights
+
+    path = save_weights(MODNet(), tmp_path / "w.safetensors", WeightsConfig(card={"description": "probe"}))
+    assert read_config(path).card == {"description": "probe"}

@@ -11,6 +11,7 @@ import io as _io
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -40,8 +41,28 @@ SUPPORTED_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 OUTPUT_MARKER = b"modnet-matting"
 
 
+#: The largest image read, checked from the header before any pixel is decoded: 120 megapixels (a 108 MP
+#: phone photo fits; decoding one takes 360 MB and matting it about 3 GB at most) and 30,000 px a side
+#: (a strip of 8 x 3,000,000 px is 24 MP, but no PNG encoder writes its matte, and its work is unbounded).
+MAX_IMAGE_PIXELS = 120_000_000
+MAX_IMAGE_SIDE = 30_000
+
+
 class ImageReadError(ValueError):
     """An input could not be decoded as an image."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image over ``MAX_IMAGE_PIXELS`` or ``MAX_IMAGE_SIDE`` (refused before its pixels are decoded)."""
+
+
+def check_image_size(width: int, height: int, what: str = "image") -> None:
+    """Raise ``ImageTooLargeError`` (one line, with the limit) for an image over the size limits."""
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise ImageTooLargeError(f"{what} is {width}x{height} pixels; sides are limited to {MAX_IMAGE_SIDE:,} pixels")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(f"{what} is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+                                 f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")
 
 
 def _pil_to_rgb(img: Image.Image) -> np.ndarray:
@@ -65,14 +86,23 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
 def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
     """Decode a file path or encoded bytes to an RGB uint8 array, EXIF-rotated.
 
-    ``name`` is how errors refer to bytes input (default "bytes"; the server says "upload").
+    ``name`` is how errors refer to bytes input (default "bytes"; the server says "upload"). The size
+    limits (``check_image_size``) are checked from the header, before the pixels are decoded.
     """
+    name = (name or "bytes") if isinstance(source, bytes) else str(source)
     try:
-        with open_image(source) as img:
-            img.load()
-            return _decode_with_depth(img, source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies, in one line
+            with open_image(source) as img:
+                check_image_size(*img.size, what=f"image {name}")
+                img.load()
+                return _decode_with_depth(img, source)
+    except ImageTooLargeError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"image {name} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; the limit is "
+                                 f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        name = (name or "bytes") if isinstance(source, bytes) else str(source)
         reason = (f"not a supported image format ({SUPPORTED_FORMATS})" if isinstance(exc, UnidentifiedImageError)
                   else str(exc))
         raise ImageReadError(f"cannot read image {name}: {reason}") from None
@@ -99,9 +129,10 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
 
     ``color`` states the channel order of numpy inputs ("RGB" or "BGR", as
     OpenCV gives). Greyscale is replicated, alpha is dropped. Value conventions:
-    uint8 is 0..255, uint16 is 0..65535 and float is 0..1; a float image reaching
-    above 1.5 or a uint16 one that never exceeds 255 is refused with a clear error
-    (0..255 data in the wrong dtype would otherwise be silently clipped or darkened).
+    uint8 is 0..255, uint16 is 0..65535, float is 0..1 and other integers 0..255; a
+    float image reaching above 1.5 or below 0 (-1..1 data), a uint16 one that never
+    exceeds 255, and bool or int8 arrays are refused with a clear error (data in
+    another convention would otherwise be silently clipped or darkened).
     ``bytearray``, ``memoryview`` and file objects (``BytesIO``) are read as encoded bytes.
     """
     if isinstance(image, (bytearray, memoryview)):
@@ -121,6 +152,10 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
+    check_image_size(arr.shape[1], arr.shape[0], what="the image array")
+    if arr.dtype == np.bool_ or arr.dtype == np.int8:
+        raise ValueError(f"{arr.dtype} arrays cannot hold an image's 0..255 values: pass uint8 (0..255), uint16 "
+                         "(0..65535) or float (0..1)")
     if arr.dtype == np.uint16:
         if 0 < (arr.max() if arr.size else 0) <= 255:
             raise ValueError("uint16 images span 0..65535, but this one never exceeds 255: "
@@ -130,12 +165,18 @@ def to_rgb_uint8(image: ImageInput, color: str = "RGB") -> np.ndarray:
         if not np.isfinite(arr).all():
             raise ValueError("float image holds NaN or infinite values")
         peak = float(arr.max()) if arr.size else 0.0
+        low = float(arr.min()) if arr.size else 0.0
         if peak > 1.5:
             raise ValueError(f"float images are 0..1, but this one reaches {peak:.4g}: divide 0..255 data by 255 "
                              "or pass it as uint8")
+        if low < -0.5 / 255:  # a rounding error below 0 is clipped; real negatives are another convention
+            raise ValueError(f"float images are 0..1, but this one goes down to {low:.4g}: for data scaled to "
+                             "-1..1 pass (x + 1) / 2")
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ValueError(f"{arr.dtype} images must hold 0..255, but this one spans {arr.min()}..{arr.max()}")
+        arr = arr.astype(np.uint8)
     if arr.ndim == 2:
         return np.repeat(arr[:, :, None], 3, axis=2)
     arr = arr[:, :, :3]
@@ -200,16 +241,46 @@ def _mark(data: bytes) -> bytes:
     return data
 
 
+#: What our other outputs carry: a video's container comment (``OUTPUT_MARKER``), and every model export's
+#: config (ONNX metadata, TorchScript extra file, TFLite and Core ML metadata named ``modnet_config``; the
+#: OpenVINO IR's rt_info holds the config, whose architecture is ``modnet-v2-se``).
+_OTHER_MARKS = (OUTPUT_MARKER, b"modnet_config", b"modnet-v2-se")
+#: Where those sit: a container's header or index, a protobuf's or zip's last fields.
+_SCAN_HEAD, _SCAN_TAIL = 1 << 20, 8 << 20
+
+
 def is_marked_output(path: str | os.PathLike) -> bool:
-    """True if the file was written by this package (its marker sits in the first bytes of the file)."""
+    """True if the file was written by this package: the one rule every writer follows before replacing a file.
+
+    Images carry the marker in their first bytes; videos and model exports in their header or their
+    last megabytes (at most 9 MB are read, whatever the file's size). An OpenVINO ``.bin`` counts as
+    ours when its ``.xml`` is.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".bin" and path.with_suffix(".xml").is_file():
+        return is_marked_output(path.with_suffix(".xml"))
     try:
         with open(path, "rb") as handle:
-            head = handle.read(256)
+            head = handle.read(_SCAN_HEAD)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(len(head), size - _SCAN_TAIL))
+            tail = handle.read(_SCAN_TAIL)
     except OSError:
         return False
-    return (head.startswith(_PNG_SIGNATURE) and _PNG_MARK in head) or (
-        head.startswith(b"\xff\xd8") and _JPEG_MARK in head
-    )
+    if head.startswith(_PNG_SIGNATURE) or head.startswith(b"\xff\xd8"):
+        return _PNG_MARK in head[:256] or _JPEG_MARK in head[:256]
+    return any(mark in head or mark in tail for mark in _OTHER_MARKS)
+
+
+class OverwriteRefused(ValueError):
+    """A target exists and this package did not write it."""
+
+
+def check_replaceable(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse (``OverwriteRefused``, one line) to replace a file this package did not write, unless ``overwrite``."""
+    path = Path(path)
+    if path.is_file() and not overwrite and not is_marked_output(path):
+        raise OverwriteRefused(f"refusing to overwrite {path}: modnet did not write it (--overwrite replaces it)")
 
 
 def _umask() -> int:

@@ -84,7 +84,11 @@ class WeightsConfig:
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One named set of weights: a file shipped in the package or a URL + SHA-256."""
+    """One named set of weights: a file shipped in the package or a URL + SHA-256.
+
+    A bundled file describes itself (its card's ``description``, see ``describe``): the registry
+    states only what is not in a file on this machine.
+    """
 
     name: str
     description: str
@@ -104,14 +108,13 @@ _MIRROR = "https://github.com/clibdev/MODNet/releases/latest/download/"
 REGISTRY: dict[str, WeightsEntry] = {
     "modnet-people": WeightsEntry(
         name="modnet-people",
-        description="Our MODNet from a pretrained MobileNetV2, trained on the CPU on real photos of people (default).",
+        description="Our MODNet, bundled (its card describes it).",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people.safetensors",
     ),
     "modnet-people-video": WeightsEntry(
         name="modnet-people-video",
-        description="the earlier, from-scratch modnet-people (step 12,400) adapted with SOC to video frames "
-                    "(DAVIS people, carphone); not yet re-adapted from the current default: see the model card.",
+        description="Our MODNet adapted to video frames with SOC, bundled (its card describes it).",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people_video.safetensors",
     ),
@@ -201,6 +204,29 @@ def _entry(name: str) -> WeightsEntry:
     if name not in REGISTRY:
         raise WeightsNotFoundError(f"unknown weights '{name}'; known: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
+
+
+def read_config(path: str | Path) -> WeightsConfig | None:
+    """The config in one of our ``.safetensors`` files, from its header alone (no tensor is read, no torch)."""
+    import struct
+
+    with open(path, "rb") as handle:
+        size = struct.unpack("<Q", handle.read(8))[0]
+        if size > 100_000_000:
+            raise CheckpointError(f"{path} is not a valid safetensors file (header of {size} bytes)")
+        header = json.loads(handle.read(size))
+    text = header.get("__metadata__", {}).get("config")
+    return WeightsConfig.from_json(text) if text else None
+
+
+def describe(name: str) -> str:
+    """One line about named weights: a bundled file's own card says it; a download, the registry."""
+    entry = _entry(name)
+    if entry.package_file is not None and _packaged_path(entry.package_file).exists():
+        config = read_config(_packaged_path(entry.package_file))
+        if config is not None and config.card.get("description"):
+            return str(config.card["description"])
+    return entry.description
 
 
 def resolve(name_or_path: str | os.PathLike[str] | None = None) -> tuple[Path, WeightsConfig | None]:

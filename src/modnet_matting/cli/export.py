@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "for these weights")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 17 (default 17)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing -o file that modnet did not write (its own exports are replaced)")
     parser.set_defaults(func=run)
 
 
@@ -253,6 +255,20 @@ def _export_from_file(args: argparse.Namespace, source: Path) -> list[Path]:
     return [save_ir(model, args.out, config)]
 
 
+def _check_replaceable(args: argparse.Namespace) -> None:
+    """An existing -o file (and an IR's .bin) is replaced only if modnet wrote it, or with --overwrite."""
+    from ..io import OverwriteRefused, check_replaceable
+
+    if args.out is None or args.format in ("web", "coreml"):  # folders: the web export keeps its own marker file
+        return
+    targets = [args.out, args.out.with_suffix(".bin")] if args.format.startswith("openvino") else [args.out]
+    try:
+        for target in targets:
+            check_replaceable(target, args.overwrite)
+    except OverwriteRefused as exc:
+        raise CLIError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -261,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
     from ..weights import load_weights, resolve
 
     _check_args(args)
+    _check_replaceable(args)
     given = Path(str(args.weights)) if args.weights is not None else None
     if given is not None and given.suffix.lower() in (".onnx", ".xml"):
         if not given.is_file():

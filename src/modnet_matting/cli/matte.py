@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .main import CLIError
-from .options import add_model_options, load_predictor
+from .options import add_model_options, announce, load_predictor
 
 if TYPE_CHECKING:  # numpy, OpenCV and the image helpers load when a command runs, not for --help
     import numpy as np
@@ -214,7 +214,7 @@ def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None,
 
 def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: bool) -> None:
     """Inputs are never overwritten; a file that an earlier run did not write only with ``--overwrite``."""
-    from ..io import is_marked_output
+    from ..io import check_replaceable
 
     if job.out_dir is None:
         return
@@ -222,8 +222,7 @@ def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: b
         target = job.target(kind)
         if target.resolve() in protected:
             raise ValueError(f"refusing to overwrite the input {target}")
-        if target.exists() and not overwrite and not is_marked_output(target):
-            raise ValueError(f"refusing to overwrite {target}: modnet did not write it (--overwrite replaces it)")
+        check_replaceable(target, overwrite)
 
 
 def process(job: Job, kinds: list[str], predictor, args: argparse.Namespace, protected: set[Path]) -> None:
@@ -276,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     for name, why in failures:
         print(f"modnet: skipped {name}: {why}", file=sys.stderr)
     predictor = load_predictor(args)
+    announce(predictor, args)
     protected = {job.source.resolve() for job in jobs if job.source is not None}
     done = 0
     bar = tqdm(jobs, unit="image", disable=len(jobs) <= 1, file=sys.stderr)

@@ -24,7 +24,9 @@ BACKENDS = ("auto", "torch", "compile", "onnx", "openvino", "litert")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--weights, --device, --precision, --backend and --refine."""
+    """--weights, --device, --precision, --backend, --refine and -q."""
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no start-up line (what runs) and no progress output")
     parser.add_argument("--weights", default=None,
                         help="registry name or weights file (.safetensors/.ckpt/.onnx/.xml/.tflite; "
                              "default: modnet-people)")
@@ -60,3 +62,27 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
         raise
     except (ValueError, RuntimeError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
+
+
+def describe_run(predictor: Predictor, weights: str | None) -> str:
+    """One line on what runs: weights, device, backend and precision, and the network's input size rule.
+
+    What users of every matting tool ask first when it is slow ("is the GPU used?").
+    """
+    from pathlib import Path
+
+    from ..weights import DEFAULT_WEIGHTS
+
+    backend = predictor.backend
+    device = getattr(backend, "device", "cpu")
+    pre = predictor.preprocess
+    rule = "short side" if pre.resize_mode == "short_side" else "reference size"
+    name = Path(str(weights)).name if weights else DEFAULT_WEIGHTS
+    return (f"modnet: {name} on {device}, {backend.name} {backend.precision}, network input at {rule} "
+            f"{pre.reference_size} (-q hides this line)")
+
+
+def announce(predictor: Predictor, args: argparse.Namespace) -> None:
+    """Print ``describe_run`` to stderr unless ``-q``."""
+    if not getattr(args, "quiet", False):
+        print(describe_run(predictor, args.weights), file=sys.stderr)

@@ -13,7 +13,7 @@ import os
 import socket
 
 from .main import CLIError
-from .options import add_model_options
+from .options import add_model_options, announce
 
 ENV_OPTIONS = "MODNET_SERVE_OPTIONS"
 ENV_API_KEY = "MODNET_API_KEY"
@@ -144,13 +144,14 @@ def run(args: argparse.Namespace) -> int:
     _check_port(args.host, args.port)
     if args.workers == 1:
         app = create_app(**options)
+        announce(app.state.predictor, args)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", **_uvicorn_limits(args))
         return 0
     from ..inference import load_model
 
     # Fail here, once, if the weights or the device are bad (and fill the export cache for the workers).
-    load_model(options["weights"], device=options["device"], precision=options["precision"], backend=options["backend"],
-               refine=options["refine"])
+    announce(load_model(options["weights"], device=options["device"], precision=options["precision"],
+                        backend=options["backend"], refine=options["refine"]), args)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads})
     uvicorn.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .main import CLIError
-from .options import add_model_options, load_predictor
+from .options import add_model_options, announce, load_predictor
 
 #: x264's speed presets, fastest first.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="x264 speed preset for .mp4/.mkv/.mov outputs (default veryfast; slower presets "
                         "make smaller files but take CPU from the network)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs that modnet did not write (its own are always replaced)")
     parser.set_defaults(func=run)
 
 
@@ -85,7 +86,11 @@ def check_conflicts(args: argparse.Namespace, specs: list) -> None:  # noqa: ANN
                        "(.mov ProRes 4444, .webm VP9, PNG)")
 
 
-def _check_not_inputs(paths: list[Path], inputs: list[Path]) -> None:
+def check_targets(paths: list[Path], inputs: list[Path], overwrite: bool) -> None:
+    """Inputs are never overwritten, two outputs never share a name, and a file (or a PNG in a cut-out folder)
+    that modnet did not write is replaced only with ``--overwrite``: the rule of every writer (io.check_replaceable)."""
+    from ..io import OverwriteRefused, check_replaceable
+
     resolved = {p.resolve() for p in inputs}
     seen: set[Path] = set()
     for path in paths:
@@ -94,10 +99,16 @@ def _check_not_inputs(paths: list[Path], inputs: list[Path]) -> None:
         if path.resolve() in seen:
             raise CLIError(f"two outputs would both be written to {path}")
         seen.add(path.resolve())
+        try:
+            for target in sorted(path.glob("*.png")) if path.is_dir() else [path]:
+                check_replaceable(target, overwrite)
+        except OverwriteRefused as exc:
+            raise CLIError(str(exc)) from None
 
 
 def _predictor(args: argparse.Namespace) -> Predictor:
     predictor = load_predictor(args)
+    announce(predictor, args)
     predictor.batch_size = args.batch_size
     return predictor
 
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--ofd-threshold must be between 0 and 1")
     specs = [OutputSpec(k, p) for k, p in output_paths(source, args.output, args.out, args.cutout_format or "mov")]
     check_conflicts(args, specs)
-    _check_not_inputs([s.path for s in specs], [source, *check_background(args.background)])
+    check_targets([s.path for s in specs], [source, *check_background(args.background)], args.overwrite)
     codec_options = {"crf": str(args.crf)} if args.crf is not None else {}
     if args.preset:
         codec_options["preset"] = args.preset  # other encoders ignore it

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .main import CLIError
 from .options import add_model_options
-from .video import _predictor, check_background
+from .video import _predictor, check_background, check_targets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", help="also write the composite to this video file (or PNG folder)")
     parser.add_argument("--no-ofd", action="store_true", help="turn off the one-frame-delay flicker fix")
     parser.add_argument("--ofd-threshold", type=float, default=0.1, help="OFD threshold xi (default 0.1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing -o file that modnet did not write (its own are replaced)")
     add_model_options(parser)
     parser.set_defaults(func=run, batch_size=1)
 
@@ -44,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = check_background(args.background)
     if not args.source.isdigit() and "://" not in args.source:
         inputs.append(Path(args.source).expanduser())
-    if args.out and Path(args.out).expanduser().resolve() in {p.resolve() for p in inputs}:
-        raise CLIError(f"refusing to overwrite the input {args.out}")
+    if args.out:
+        check_targets([Path(args.out).expanduser()], inputs, args.overwrite)
     display = None
     try:
         source = LiveSource(args.source)

@@ -29,15 +29,15 @@ def _is_local(name: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..weights import DEFAULT_WEIGHTS, REGISTRY, fetch
+    from ..weights import DEFAULT_WEIGHTS, REGISTRY, describe, fetch
 
     if args.action == "list":
         width = max(len(name) for name in REGISTRY)
         print(f"{'NAME':<{width}}  LOCAL  DESCRIPTION")
-        for name, entry in REGISTRY.items():
+        for name in REGISTRY:
             default = " [default]" if name == DEFAULT_WEIGHTS else ""
             local = "yes" if _is_local(name) else "no"
-            print(f"{name:<{width}}  {local:<5}  {entry.description}{default}")
+            print(f"{name:<{width}}  {local:<5}  {describe(name)}{default}")
         return 0
     try:
         path = fetch(args.name, sha256=args.sha256)

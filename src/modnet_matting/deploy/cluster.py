@@ -82,13 +82,15 @@ def matte_file(path: str, out_dir: str, outputs: Sequence[str], overwrite: bool 
     from distributed import get_worker
 
     from ..compose import cutout
-    from ..io import ImageReadError, alpha_to_uint, is_marked_output, read_image, save_image
+    from ..io import ImageReadError, OverwriteRefused, alpha_to_uint, check_replaceable, read_image, save_image
 
     predictor = get_worker().plugins[PLUGIN_NAME].predictor
     targets = {kind: output_path(path, out_dir, kind) for kind in outputs}
-    for target in targets.values():
-        if target.exists() and not overwrite and not is_marked_output(target):
-            return FileResult(path, error=f"{target} exists and was not written by modnet; pass overwrite=True")
+    try:
+        for target in targets.values():
+            check_replaceable(target, overwrite)
+    except OverwriteRefused as exc:
+        return FileResult(path, error=str(exc).replace("--overwrite", "overwrite=True"))
     try:
         rgb = read_image(path)
     except (ImageReadError, OSError) as exc:

@@ -132,6 +132,9 @@ class Source:
                 raise ValueError(f"an OpenVINO model runs in fp32, bf16 or int8, not {precision}")
             if precision == "int8" and not self.quantized:
                 raise ValueError(f"{self.path} is not an int8 model; export one with --format openvino-int8")
+            if self.quantized and precision not in ("auto", "int8"):
+                raise ValueError(f"{self.path} is an int8 model: it runs in int8 only (--precision int8 or auto); "
+                                 "for fp32 or bf16 pass the weights it came from")
         elif self.kind == "tflite":
             if backend not in ("auto", "litert"):
                 raise ValueError(f"a .tflite model runs on the litert backend, not {backend}: pass the "

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from starlette.requests import ClientDisconnect, Request
 
-from ..io import SUPPORTED_FORMATS, open_image, read_image
+from ..io import MAX_IMAGE_SIDE, SUPPORTED_FORMATS, open_image, read_image
 from .admission import ClientGone
 from .errors import ApiError
 
@@ -153,6 +153,9 @@ def probe_size(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
         raise ApiError(413, "too_many_pixels", f"{what} has too many pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ApiError(415, "not_an_image", f"{what} is not an image this server reads ({SUPPORTED})") from None
+    if max(width, height) > MAX_IMAGE_SIDE:  # a thin strip: few pixels, but no encoder writes its answer
+        raise ApiError(413, "side_too_long",
+                       f"{what} is {width}x{height}; sides are limited to {MAX_IMAGE_SIDE} pixels")
     if width * height > max_pixels:
         raise ApiError(
             413, "too_many_pixels", f"{what} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .data import CachedSet
 from .distractors import busy_background, negative_image, paste_object, patterned_clothing
+from .scenes import zoom_out_scene
 from .trimap import trimap_from_matte
 
 
@@ -40,6 +41,8 @@ class AugmentConfig:
     rotate_max_degrees: float = 90.0
     # busy, saturated patches inside the person (printed clothes, ribbon bars, badges) that stay foreground
     patch_prob: float = 0.0
+    # share of composites that become zoom-out scenes (train/scenes.py): smaller people over object photos
+    zoom_out_prob: float = 0.0
 
 
 def _rescale(arrays: list[np.ndarray], scale: float) -> list[np.ndarray]:
@@ -112,32 +115,41 @@ def rotate_person(alpha: np.ndarray, fg: np.ndarray, degrees: float) -> tuple[np
 
 
 def _background(backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int,
-                cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+                cfg: AugmentConfig, rng: np.random.Generator, photos: list[np.ndarray] | None = None) -> np.ndarray:
     if rng.random() < cfg.busy_background_prob:
-        return busy_background(backgrounds, objects, height, width, rng)
+        return busy_background(backgrounds, objects, height, width, rng, photos)
     bg = backgrounds[rng.integers(len(backgrounds))]
     return cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def make_sample(
     data: CachedSet, index: int, backgrounds: list[np.ndarray], cfg: AugmentConfig, rng: np.random.Generator,
-    objects: CachedSet | None = None,
+    objects: CachedSet | None = None, photos: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented (RGB uint8 crop, float32 alpha crop) pair."""
+    """One augmented (RGB uint8 crop, float32 alpha crop) pair.
+
+    ``photos``: person-free object photos (train/scenes.py) for zoom-out scenes, negatives and collages.
+    """
     image, alpha, fg = data.images[index], data.alphas[index], data.fgs[index]
     image, alpha, fg = _rescale([image, alpha, fg], rng.uniform(cfg.scale_min, cfg.scale_max))
     if cfg.negative_prob and rng.random() < cfg.negative_prob and (backgrounds or objects is not None):
-        image = negative_image(backgrounds, objects, image.shape[0], image.shape[1], rng)
+        image = negative_image(backgrounds, objects, image.shape[0], image.shape[1], rng, photos)
         alpha = np.zeros(image.shape[:2], np.uint8)
     else:
         if cfg.patch_prob and rng.random() < cfg.patch_prob:  # no draw at 0: older streams stay as they were
             image, fg = patterned_clothing(image, fg, alpha, backgrounds, rng)
         if backgrounds and rng.random() < cfg.composite_prob:
-            if cfg.rotate_prob and rng.random() < cfg.rotate_prob:  # no draw at 0: older streams stay as they were
-                alpha, fg = rotate_person(alpha, fg, rng.uniform(-cfg.rotate_max_degrees, cfg.rotate_max_degrees))
-            bg = _background(backgrounds, objects, alpha.shape[0], alpha.shape[1], cfg, rng)
-            a = alpha[..., None].astype(np.float32) / 255.0
-            image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
+            scene = None
+            if cfg.zoom_out_prob and rng.random() < cfg.zoom_out_prob:  # no draw at 0: older streams stay
+                scene = zoom_out_scene(data, (alpha, fg), backgrounds, photos or [], cfg.crop, rng)
+            if scene is not None:
+                image, alpha, fg = scene
+            else:
+                if cfg.rotate_prob and rng.random() < cfg.rotate_prob:  # no draw at 0: older streams stay
+                    alpha, fg = rotate_person(alpha, fg, rng.uniform(-cfg.rotate_max_degrees, cfg.rotate_max_degrees))
+                bg = _background(backgrounds, objects, alpha.shape[0], alpha.shape[1], cfg, rng, photos)
+                a = alpha[..., None].astype(np.float32) / 255.0
+                image = (fg * a + bg * (1 - a) + 0.5).astype(np.uint8)
         if objects is not None and len(objects) and rng.random() < cfg.object_prob:
             image, alpha = paste_object(image, alpha, fg, objects, rng, touch_prob=cfg.object_touch_prob)
     image, alpha = _pad_to(image, cfg.crop), _pad_to(alpha, cfg.crop)
@@ -159,8 +171,10 @@ class MattingSamples(Dataset):
     """
 
     def __init__(self, data: CachedSet, backgrounds: list[np.ndarray], cfg: AugmentConfig, seed: int,
-                 objects: CachedSet | None = None, repeats: Sequence[int] | None = None) -> None:
+                 objects: CachedSet | None = None, repeats: Sequence[int] | None = None,
+                 photos: list[np.ndarray] | None = None) -> None:
         self.data, self.backgrounds, self.cfg, self.seed, self.objects = data, backgrounds, cfg, seed, objects
+        self.photos = photos
         if repeats is not None and len(repeats) != len(data):
             raise ValueError(f"{len(repeats)} repeats for {len(data)} photos")
         self.pool = np.arange(len(data)) if repeats is None else np.repeat(np.arange(len(data)), repeats)
@@ -176,7 +190,7 @@ class MattingSamples(Dataset):
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 1, position])
         image, alpha = make_sample(self.data, self.sample_index(position), self.backgrounds, self.cfg, rng,
-                                   self.objects)
+                                   self.objects, self.photos)
         trimap = trimap_from_matte(alpha, rng)
         x = torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
         return {"image": x, "matte": torch.from_numpy(alpha)[None], "trimap": torch.from_numpy(trimap)[None]}

@@ -49,6 +49,11 @@ class TrainConfig:
     rotate_max_degrees: float = 90.0
     patch_prob: float = 0.0  # busy, saturated patches painted inside the person (printed clothes): still person
     val_distractors: int = 40  # held-out composites with objects (+ object frames alone) in validation
+    # person-free photos (folders of <source>/images/, masks/ where a source has them; train/scenes.py): zoom-out
+    # scene backgrounds, negatives and collage tiles; the masked ones are pasted like distractor objects
+    object_photos: list[str] = field(default_factory=list)
+    zoom_out_prob: float = 0.0  # share of composites that become zoom-out scenes (smaller people, object photos)
+    val_object_scenes: int = 60  # held-out people over held-out object photos (+ photos alone) in validation
     # optimisation
     batch_size: int = 8
     optimizer: str = "adamw"  # adamw | sgd (the paper's: lr 0.01, momentum 0.9, step decay)

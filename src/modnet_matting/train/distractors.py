@@ -132,7 +132,7 @@ def _to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
-def _cover_crop(image: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+def cover_crop(image: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Scale ``image`` to cover height x width (with up to 1.6x zoom) and crop at random."""
     ih, iw = image.shape[:2]
     scale = max(height / ih, width / iw) * rng.uniform(1.0, 1.6)
@@ -163,31 +163,36 @@ def collage(sources: list[np.ndarray], height: int, width: int, rng: np.random.G
     out = np.empty((height, width, 3), np.uint8)
     for r in range(rows):
         for c in range(cols):
-            tile = _cover_crop(sources[int(rng.integers(len(sources)))], ys[r + 1] - ys[r], xs[c + 1] - xs[c], rng)
+            tile = cover_crop(sources[int(rng.integers(len(sources)))], ys[r + 1] - ys[r], xs[c + 1] - xs[c], rng)
             out[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] = strong_colour(tile, rng) if rng.random() < 0.4 else tile
     return out
 
 
 def busy_background(
-    backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int, rng: np.random.Generator
+    backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int, rng: np.random.Generator,
+    photos: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """A collage of backgrounds and object frames, or one recoloured scene."""
-    sources = backgrounds + (objects.images if objects is not None else [])
+    """A collage of backgrounds, object frames and object photos, or one recoloured scene."""
+    sources = backgrounds + (objects.images if objects is not None else []) + (photos or [])
     if rng.random() < 0.5:
         return collage(sources, height, width, rng)
-    return strong_colour(_cover_crop(sources[int(rng.integers(len(sources)))], height, width, rng), rng)
+    return strong_colour(cover_crop(sources[int(rng.integers(len(sources)))], height, width, rng), rng)
 
 
 def negative_image(
-    backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int, rng: np.random.Generator
+    backgrounds: list[np.ndarray], objects: CachedSet | None, height: int, width: int, rng: np.random.Generator,
+    photos: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """An image with no person in it: an object frame (half the time), a scene, or a busy collage."""
+    """An image with no person in it: an object photo (half the time, when given), else an object frame (half
+    the time), a scene, or a busy collage. No draw for photos when there are none: older streams stay."""
+    if photos and rng.random() < 0.5:
+        return cover_crop(photos[int(rng.integers(len(photos)))], height, width, rng)
     choice = rng.random()
     if objects is not None and len(objects) and choice < 0.5:
-        return _cover_crop(objects.images[int(rng.integers(len(objects)))], height, width, rng)
+        return cover_crop(objects.images[int(rng.integers(len(objects)))], height, width, rng)
     if choice < 0.8 and backgrounds:
-        return _cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], height, width, rng)
-    return busy_background(backgrounds, objects, height, width, rng)
+        return cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], height, width, rng)
+    return busy_background(backgrounds, objects, height, width, rng, photos)
 
 
 def _stripes(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -234,7 +239,7 @@ def patterned_clothing(
         pick = int(rng.integers(len(cy)))
         top, left = int(cy[pick]) - ph // 2, int(cx[pick]) - pw // 2
         if backgrounds and rng.random() < 0.5:
-            texture = strong_colour(_cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], ph, pw, rng), rng)
+            texture = strong_colour(cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], ph, pw, rng), rng)
         else:
             texture = _stripes(ph, pw, rng)
         shape = np.ones((ph, pw), np.float32)
@@ -272,7 +277,7 @@ def distractor_validation(
         k = int(rng.integers(len(people)))
         fg, alpha = people.fgs[k], people.alphas[k]
         h, w = alpha.shape
-        bg = _cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], h, w, rng).astype(np.float32)
+        bg = cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], h, w, rng).astype(np.float32)
         a = alpha.astype(np.float32)[..., None] / 255.0
         image = _to_u8(fg * a + bg * (1 - a))
         image, alpha = paste_object(image, alpha, fg, objects, rng)

@@ -45,6 +45,7 @@ from .data import CachedSet, build_cache, concat_sets, load_backgrounds
 from .distractors import distractor_validation, split_by_sequence
 from .distributed import any_rank, convert_sync_batchnorm
 from .losses import LossWeights, modnet_losses
+from .scenes import load_object_photos, object_scene_set
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -155,6 +156,7 @@ class Trainer:
         self.val_sets: list[CachedSet] = []
         self.backgrounds: list[np.ndarray] = []
         self.objects: CachedSet | None = None  # non-person objects for distractor samples
+        self.photos: list[np.ndarray] = []  # person-free object photos (object_photos)
         self.extra_val: list[CachedSet] = []  # reported in validation, not part of its mean IoU
         self.loss_weights = LossWeights(cfg.loss_semantic, cfg.loss_detail, cfg.loss_matte)
         self._stop = False
@@ -224,8 +226,10 @@ class Trainer:
         self.backgrounds = load_backgrounds(cfg.backgrounds, cfg.cache_short_side, held_out=False)
         if cfg.distractors:
             self._prepare_distractors()
+        if cfg.object_photos:
+            self._prepare_object_photos()
         self.log(f"train samples {len(self.train_data)}, backgrounds {len(self.backgrounds)}, "
-                 f"objects {len(self.objects) if self.objects else 0}, "
+                 f"objects {len(self.objects) if self.objects else 0}, object photos {len(self.photos)}, "
                  f"validation {', '.join(f'{s.name}:{len(s)}' for s in [*self.val_sets, *self.extra_val])}")
 
     def _prepare_distractors(self) -> None:
@@ -243,21 +247,35 @@ class Trainer:
             self.extra_val = [distractor_validation(people, split_by_sequence(objects, held_out=True), scenes,
                                                     cfg.val_distractors)]
 
+    def _prepare_object_photos(self) -> None:
+        """Object photos on the training side of the split; the held-out side builds the object-scene validation."""
+        cfg = self.cfg
+        train = load_object_photos(cfg.object_photos, held_out=False)
+        self.photos = train.images
+        if len(train.cutouts):  # masked photos (stamps) are pasted beside and in front of people too
+            self.objects = train.cutouts if self.objects is None else concat_sets([self.objects, train.cutouts])
+        if cfg.val_object_scenes:
+            held = load_object_photos(cfg.object_photos, held_out=True)
+            self.extra_val.append(object_scene_set(concat_sets(self.val_sets), held, cfg.val_object_scenes))
+
     def use_data(self, train: CachedSet, val_sets: list[CachedSet], backgrounds: list[np.ndarray]) -> None:
         """Give in-memory data directly (tests, notebooks)."""
         self.train_data, self.val_sets, self.backgrounds = train, val_sets, backgrounds
 
     def _loader(self) -> DataLoader:
         cfg = self.cfg
-        aug = augment_config(cfg)
-        dataset = MattingSamples(self.train_data, self.backgrounds, aug, cfg.seed, self.objects,
-                                 self._sample_repeats())
+        dataset = self.sample_stream()
         start = self.step * cfg.batch_size * self.world
         sampler = StreamSampler(start, stride=self.world, offset=self.rank)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
                           persistent_workers=cfg.data_workers > 0, prefetch_factor=4 if cfg.data_workers else None,
                           worker_init_fn=_ignore_stop_signals if cfg.data_workers else None,
                           pin_memory=self.device.type == "cuda")
+
+    def sample_stream(self) -> MattingSamples:
+        """The run's endless, seeded sample stream (what the loader batches; contact sheets read it too)."""
+        return MattingSamples(self.train_data, self.backgrounds, augment_config(self.cfg), self.cfg.seed,
+                              self.objects, self._sample_repeats(), self.photos)
 
     def _sample_repeats(self) -> list[int] | None:
         """Per-photo epoch repeats from ``set_repeats`` (training stems are named ``<set>/<photo>``)."""

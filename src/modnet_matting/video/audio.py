@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import av
 
 from .reader import open_input
-
-if TYPE_CHECKING:
-    from .writer import StreamTiming
+from .timing import StreamTiming
 
 #: Audio codecs to re-encode to when a container cannot hold the input's.
 AUDIO_FALLBACK = {"webm": "libopus", "mp4": "aac", "mov": "aac", "matroska": "aac"}

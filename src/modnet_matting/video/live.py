@@ -22,7 +22,8 @@ import numpy as np
 from .matter import VideoMatter
 from .pipeline import load_background, render_output
 from .reader import VideoReader, VideoReadError
-from .writer import PngSequenceWriter, StreamTiming, VideoFileWriter
+from .timing import StreamTiming
+from .writer import PngSequenceWriter, VideoFileWriter
 
 WINDOW_TITLE = "modnet webcam (q or Esc to quit)"
 

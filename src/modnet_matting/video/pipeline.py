@@ -27,7 +27,8 @@ from ..io import alpha_to_uint
 from .matter import VideoMatter
 from .ofd import DEFAULT_THRESHOLD
 from .reader import VIDEO_SUFFIXES, Frame, VideoReader, VideoReadError
-from .writer import PngSequenceWriter, StreamTiming, VideoFileWriter, VideoWriteError
+from .timing import StreamTiming
+from .writer import PngSequenceWriter, VideoFileWriter, VideoWriteError
 
 KINDS = ("alpha", "composite", "cutout")
 _END = object()

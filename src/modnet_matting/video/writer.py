@@ -12,17 +12,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
 import av
 import numpy as np
 
-from ..io import atomic_write, encode_png
+from ..io import OUTPUT_MARKER, atomic_write, encode_png
 from .audio import AudioPassthrough
 from .reader import rotation_steps
+from .timing import StreamTiming
 
 #: Container format for each suffix FFmpeg can write here.
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -97,16 +96,6 @@ def _temp_path(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part"
 
 
-@dataclass
-class StreamTiming:
-    """How the output clock relates to the input's: its time base, rate and trim window (seconds)."""
-
-    time_base: Fraction
-    fps: Fraction | None
-    offset: float = 0.0
-    end: float | None = None
-
-
 class _CommitOrAbort:
     """Context manager for outputs written under a temporary name.
 
@@ -177,6 +166,7 @@ class VideoFileWriter(_CommitOrAbort):
             self.problems.append(f"{self.codec} needs even sizes: {stored_w}x{stored_h} padded by one pixel")
         self._size = (height, width)
         container = av.open(str(self._tmp), mode="w", format=self.format)
+        container.metadata["comment"] = OUTPUT_MARKER.decode()  # how a later run knows it may replace the file
         self._container = container
         try:
             stream = container.add_stream(self.codec, rate=self.timing.fps or 25)

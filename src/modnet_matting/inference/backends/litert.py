@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,9 @@ class LiteRTBackend:
         self.size = (shape[1], shape[2]) if self.channels_last else (shape[2], shape[3])
         io = json.loads(read_tflite_metadata(self.model_path).get(IO_KEY, "{}"))
         self.precision = io.get("precision") or ("int8" if np.dtype(self.source["dtype"]).kind == "i" else "fp32")
+        # One interpreter has one set of tensors: two threads in set_tensor/invoke/get_tensor at once raise
+        # "reference to internal data" or, worse, read each other's matte. The other runtimes are re-entrant.
+        self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """``N x 3 x H x W`` normalised -> ``N x 1 x H x W`` alpha, through the file's fixed size."""
@@ -89,9 +93,11 @@ class LiteRTBackend:
             x = fit(image.astype(np.float32, copy=False), *self.size)[None]
             if self.channels_last:
                 x = x.transpose(0, 2, 3, 1)
-            self.interpreter.set_tensor(self.source["index"], to_tensor(x, self.source))
-            self.interpreter.invoke()
-            y = from_tensor(self.interpreter.get_tensor(self.target["index"]), self.target)
+            x = to_tensor(x, self.source)
+            with self._lock:
+                self.interpreter.set_tensor(self.source["index"], x)
+                self.interpreter.invoke()
+                y = from_tensor(self.interpreter.get_tensor(self.target["index"]), self.target)  # a copy
             y = y.transpose(0, 3, 1, 2) if self.channels_last else y
             mattes.append(fit(y[0], height, width)[None])
         return np.concatenate(mattes)
