@@ -170,6 +170,8 @@ def test_two_backgrounds_at_once_are_refused(client, photo):
         ("?output=gif", "invalid_parameter"),
         ("?output=composite&color=notacolour", "bad_color"),
         ("?blur=maybe", "invalid_parameter"),
+        ("?outptu=json", "invalid_parameter"),  # a typo was ignored: the answer was the default cut-out
+        ("?output=alpha&output=json", "invalid_parameter"),  # which one?
     ],
 )
 def test_bad_parameters_are_422_with_a_json_error(client, photo, query, code):
@@ -365,7 +367,8 @@ def test_real_model_from_a_weights_file(random_weights, photo):
 
 
 def test_an_extreme_strip_runs_under_the_network_pixel_cap(random_weights):
-    """An 8x300,000 PNG is small on the wire; the network must still run at most max_pixels."""
+    """An 8x300,000 PNG is small on the wire; the network must still run at most max_pixels (sides over
+    30,000 px are refused now: the longest allowed strip)."""
     model, config = load_weights(random_weights)
     shapes: list[tuple[int, ...]] = []
 
@@ -376,8 +379,8 @@ def test_an_extreme_strip_runs_under_the_network_pixel_cap(random_weights):
 
     predictor = Predictor(Recording(model, "cpu"), config, max_pixels=64 * 1024)
     with TestClient(create_app(predictor=predictor)) as test_client:
-        response = test_client.post("/v1/matte?output=alpha", content=png_bytes(np.zeros((8, 300_000, 3), np.uint8)))
-    assert response.status_code == 200 and decode_png(response.content).shape == (8, 300_000)
+        response = test_client.post("/v1/matte?output=alpha", content=png_bytes(np.zeros((8, 30_000, 3), np.uint8)))
+    assert response.status_code == 200 and decode_png(response.content).shape == (8, 30_000)
     assert shapes and all(height * width <= 64 * 1024 for *_, height, width in shapes)
 
 
@@ -475,12 +478,18 @@ def test_serve_rejects_bad_limits(capsys, option):
 def test_serve_hands_its_connection_limits_to_uvicorn(random_weights, monkeypatch):
     import uvicorn
 
+    from modnet_matting.server import protocol
+
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    for name in ("MAX_CONNECTIONS", "HEADER_TIMEOUT_S"):  # configure() sets them for the process: restore after
+        monkeypatch.setattr(protocol, name, getattr(protocol, name))
     argv = ["serve", "--weights", str(random_weights), "--port", "0", "--max-connections", "7", "--keep-alive", "2",
-            "--shutdown-timeout", "3", "--backend", "torch"]
+            "--shutdown-timeout", "3", "--backend", "torch", "--header-timeout", "4"]
     assert main(argv) == 0
-    assert (seen["limit_concurrency"], seen["timeout_keep_alive"], seen["timeout_graceful_shutdown"]) == (7, 2, 3)
+    assert (seen["timeout_keep_alive"], seen["timeout_graceful_shutdown"]) == (2, 3)
+    assert seen["http"] is protocol.GuardedH11Protocol and seen["limit_concurrency"] is None
+    assert (protocol.MAX_CONNECTIONS, protocol.HEADER_TIMEOUT_S) == (7, 4)
 
 
 def test_static_files_ship_with_the_package():

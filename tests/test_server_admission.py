@@ -216,12 +216,42 @@ def test_cors_answers_only_the_named_origins(guarded) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_pages_of_other_origins_cannot_make_the_server_work(guarded) -> None:
+    """A form POST from any web page is sent without a preflight: refused before its body is read."""
+    headers = {"X-API-Key": KEY, "Content-Type": "text/plain"}
+    body = _png()
+    before = guarded.get("/healthz").json()["images_run"]
+    evil = guarded.post("/v1/matte?output=alpha", content=body, headers={**headers, "Origin": "https://evil.example"})
+    assert evil.status_code == 403 and evil.json()["error"] == "origin_not_allowed"
+    assert guarded.get("/healthz").json()["images_run"] == before  # no work was done for it
+    for origin in ("https://app.example", "http://127.0.0.1:8000", None):  # --cors-origin, its own page, a script
+        sent = {**headers, **({"Origin": origin} if origin else {})}
+        assert guarded.post("/v1/matte?output=alpha", content=body, headers=sent).status_code == 200, origin
+
+
+@pytest.mark.parametrize("origin", ["https://app.example/", "https://app.example/page", "app.example", "null"])
+def test_a_cors_origin_that_could_never_match_is_a_one_line_error(origin: str, capsys) -> None:
+    from modnet_matting.cli.main import main
+
+    assert main(["serve", "--cors-origin", origin]) == 2
+    assert "scheme://host[:port]" in capsys.readouterr().err
+
+
+def test_query_values_other_than_the_apis_own_are_not_logged() -> None:
+    from modnet_matting.server.logs import redact_query
+
+    redacted = redact_query("/v1/matte?output=alpha&api_key=s3cret&token=t")
+    assert redacted == "/v1/matte?output=alpha&api_key=***&token=***"
+    assert redact_query("/healthz") == "/healthz"
+
+
 def test_no_cors_headers_by_default() -> None:
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(predictor=HalfPredictor())) as client:
         response = client.post("/v1/matte?output=alpha", content=_png(), headers={"Origin": "https://evil.example"})
-        assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+        assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+        assert client.post("/v1/matte?output=alpha", content=_png()).status_code == 200
         assert client.get("/healthz").json()["api_key_required"] is False
 
 
@@ -279,3 +309,51 @@ def test_the_access_log_cuts_long_request_lines() -> None:
     line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
     assert len(line) < MAX_LOGGED_PATH + 100 and "[100016 chars]" in line and line.endswith("422 Unprocessable Entity")
     assert log_config()["handlers"]["access"]["filters"] == ["short_request_lines"]
+
+
+def _read_all(sock: socket.socket, limit_s: float) -> bytes:
+    """Everything the server sends until it closes the connection (or ``limit_s`` passes)."""
+    sock.settimeout(limit_s)
+    data = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_idle_and_slow_headed_connections_are_closed_and_cannot_lock_out_requests(random_weights) -> None:
+    """260 silent connections held all 256 slots for ever: every request, /healthz too, got 503."""
+    with _serving(random_weights, subprocess.DEVNULL, "--header-timeout", "1.5", "--max-connections", "8") as (_, port):
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        time.sleep(0.2)
+        started = time.monotonic()
+        reply = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert reply.status == 200 and time.monotonic() - started < 1.0  # the oldest idle ones made room
+        answer = _read_all(idle[-1], 5)  # a silent connection: a JSON 408, then closed
+        assert answer.startswith(b"HTTP/1.1 408") and b'"error": "header_timeout"' in answer
+        with socket.create_connection(("127.0.0.1", port)) as slow:  # one header line now and then
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+            started = time.monotonic()
+            answer = b""
+            for i in range(8):
+                with contextlib.suppress(OSError):
+                    slow.sendall(f"X-Slow-{i}: 1\r\n".encode())
+                slow.settimeout(0.4)
+                with contextlib.suppress(TimeoutError, OSError):
+                    answer += slow.recv(65536)
+                if answer:
+                    break
+            assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 3.5
+        for sock in idle:
+            sock.close()
+
+
+def test_a_body_with_both_content_length_and_transfer_encoding_closes_the_connection(random_weights) -> None:
+    """RFC 9112 6.3: a request smuggled behind such a body was answered."""
+    with _serving(random_weights) as (_, port), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /v1/matte HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                     b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        started = time.monotonic()
+        answer = _read_all(sock, 10)
+    assert answer.count(b"HTTP/1.1 ") == 1 and time.monotonic() - started < 5  # answered once, then closed

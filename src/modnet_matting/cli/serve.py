@@ -47,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open (default: 5)"
     )
     parser.add_argument(
+        "--header-timeout", type=float, default=10.0,
+        help="seconds a connection has to send a whole request head before a 408 closes it (default: 10)",
+    )
+    parser.add_argument(
         "--allowed-host", action="append", metavar="NAME",
         help="a Host header name clients may use (repeatable; '*' for any). Default: the names of --host "
         "(127.0.0.1, localhost, ::1 for loopback), which stops DNS rebinding",
@@ -73,7 +77,7 @@ def _options(args: argparse.Namespace) -> dict:
     for name in ("workers", "max_pixels", "max_batch", "queue_size", "max_pixels_in_flight", "max_connections"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("max_upload_mb", "timeout", "keep_alive", "shutdown_timeout"):
+    for name in ("max_upload_mb", "timeout", "keep_alive", "shutdown_timeout", "header_timeout"):
         if getattr(args, name) <= 0:
             raise CLIError(f"--{name.replace('_', '-')} must be positive")
     return {
@@ -89,9 +93,18 @@ def _options(args: argparse.Namespace) -> dict:
         "queue_size": args.queue_size,
         "max_pixels_in_flight": args.max_pixels_in_flight,
         "allowed_hosts": args.allowed_host or default_allowed_hosts(args.host),
-        "cors_origins": args.cors_origin,
+        "cors_origins": [_origin(origin) for origin in args.cors_origin],
         "api_key": _api_key(args),
     }
+
+
+def _origin(origin: str) -> str:
+    from ..server.security import check_origin_form
+
+    try:
+        return check_origin_form(origin)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _api_key(args: argparse.Namespace) -> str | None:
@@ -105,10 +118,13 @@ def _api_key(args: argparse.Namespace) -> str | None:
 def _uvicorn_limits(args: argparse.Namespace) -> dict:
     """Connections, idle keep-alive and shutdown are uvicorn's to bound; its access log gets short lines."""
     from ..server.logs import log_config
+    from ..server.protocol import GuardedH11Protocol, configure
 
+    configure(args.header_timeout, args.max_connections)  # this process; workers read it from their options
     return {
         "log_config": log_config(),
-        "limit_concurrency": args.max_connections,
+        "http": GuardedH11Protocol,
+        "limit_concurrency": None,  # GuardedH11Protocol limits requests in progress, and idle connections apart
         "timeout_keep_alive": args.keep_alive,
         "timeout_graceful_shutdown": args.shutdown_timeout,
     }
@@ -153,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     announce(load_model(options["weights"], device=options["device"], precision=options["precision"],
                         backend=options["backend"], refine=options["refine"]), args)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
-    os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads})
+    os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads, "header_timeout_s": args.header_timeout,
+                                          "max_connections": args.max_connections})
     uvicorn.run(
         "modnet_matting.server.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
         **_uvicorn_limits(args),

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..inference import Predictor, load_model
 from ..weights import DEFAULT_WEIGHTS
-from . import browser, security
+from . import browser, protocol, security
 from .admission import ClientGone, PixelBudget, unless_disconnected
 from .batcher import MicroBatcher, QueueFullError
 from .errors import ApiError, error_response
@@ -111,6 +111,7 @@ _RESPONSES: dict[int | str, dict] = {
     },
     400: error_response("Malformed or truncated multipart body."),
     401: error_response("The server has an API key and the request's X-API-Key header is missing or wrong."),
+    403: error_response("Sent by a web page of another origin (not the server's own page or a --cors-origin)."),
     413: error_response("Upload larger than the byte limit, or an image with more pixels than allowed."),
     415: error_response("The upload is not an image."),
     422: error_response(
@@ -188,7 +189,7 @@ def create_app(
     app.state.limits = limits
     _install_error_handlers(app)
     security.install(app, allowed_hosts, cors_origins)
-    _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key)
+    _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key, cors_origins)
     _document_result_schema(app)
     browser.install(app, predictor)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
@@ -255,6 +256,25 @@ def _weights_label(predictor: Predictor) -> str:
     return str(card.get("name") or card.get("source") or "custom predictor")
 
 
+#: The query parameters of POST /v1/matte; any other name (a typo like ``outptu``) or a repeat is a 422.
+MATTE_QUERY = ("output", "color", "blur")
+
+
+def only_query(names: Sequence[str]) -> Callable[[Request], None]:
+    """A route dependency: 422 for an unknown or repeated query parameter (it would be silently ignored)."""
+
+    def check(request: Request) -> None:
+        given = [key for key, _ in request.query_params.multi_items()]
+        unknown = sorted(set(given) - set(names))
+        repeated = sorted({key for key in given if given.count(key) > 1})
+        if unknown or repeated:
+            problem = (f"unknown query parameter(s): {', '.join(k[:40] for k in unknown[:5])}" if unknown
+                       else f"repeated query parameter(s): {', '.join(repeated)}")
+            raise ApiError(422, "invalid_parameter", f"{problem}; this endpoint takes {', '.join(names)}")
+
+    return check
+
+
 def _add_routes(
     app: FastAPI,
     predictor: Predictor,
@@ -263,6 +283,7 @@ def _add_routes(
     limits: Limits,
     weights: str,
     api_key: str | None,
+    cors_origins: Sequence[str] = (),
 ) -> None:
     budget = PixelBudget(limits.max_pixels_in_flight)
 
@@ -294,7 +315,8 @@ def _add_routes(
         response_class=Response,
         responses=_RESPONSES,
         openapi_extra=_REQUEST_BODY,
-        dependencies=[Depends(security.key_check(api_key))] if api_key is not None else [],  # in the spec only if set
+        dependencies=[Depends(security.origin_check(cors_origins)), Depends(only_query(MATTE_QUERY)),
+                      *([Depends(security.key_check(api_key))] if api_key is not None else [])],  # key: spec if set
     )
     async def matte(
         request: Request,
@@ -307,7 +329,8 @@ def _add_routes(
         try:
             body = await asyncio.wait_for(read_body(request, limits.max_upload_bytes), limits.timeout_s)
         except asyncio.TimeoutError:
-            raise ApiError(408, "body_timeout", f"the body did not arrive within {limits.timeout_s:g} s") from None
+            raise ApiError(408, "body_timeout", f"the body did not arrive within {limits.timeout_s:g} s",
+                           headers={"Connection": "close"}) from None  # the rest of it will not be read
         except ClientGone:
             return Response(status_code=499)  # an aborted upload: one access-log line, no traceback
         upload = await in_pool(split_upload, request.headers.get("content-type", ""), body)
@@ -359,6 +382,8 @@ def app_from_env() -> FastAPI:
     """
     options = json.loads(os.environ.get("MODNET_SERVE_OPTIONS", "{}"))
     threads = options.pop("threads", None)
+    protocol.configure(options.pop("header_timeout_s", protocol.HEADER_TIMEOUT_S),
+                       options.pop("max_connections", protocol.MAX_CONNECTIONS))
     if threads:
         import torch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 
-from fastapi import FastAPI, Security
+from fastapi import FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -57,3 +57,34 @@ def key_check(api_key: str) -> Callable[..., None]:
                            headers={"WWW-Authenticate": API_KEY_HEADER})
 
     return check
+
+
+def origin_check(cors_origins: Sequence[str]) -> Callable[..., None]:
+    """A route dependency: 403 for a request sent by a web page of another origin, before its body is read.
+
+    CORS only stops such a page from reading the answer: a form or text/plain POST is a "simple
+    request" that browsers send without asking, so the server would do the work for any site the
+    user visits. Requests without an Origin header (curl, scripts) and from the server's own page
+    or a ``--cors-origin`` pass.
+    """
+    allowed = set(cors_origins)
+
+    def check(request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is None or origin in allowed or origin == f"{request.url.scheme}://{request.headers.get('host')}":
+            return
+        raise ApiError(403, "origin_not_allowed",
+                       f"requests from web pages at {origin[:100]} are not allowed here (modnet serve --cors-origin)")
+
+    return check
+
+
+def check_origin_form(origin: str) -> str:
+    """``scheme://host[:port]`` as browsers send it, or ValueError: a trailing slash or path never matches."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"--cors-origin {origin}: give an origin as a browser sends it, scheme://host[:port] "
+                         "with no path or trailing slash (e.g. https://app.example)")
+    return origin
