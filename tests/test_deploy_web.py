@@ -205,6 +205,29 @@ def test_serve_says_what_to_run_without_the_runtime(random_weights: Path, tmp_pa
     monkeypatch.setenv("MODNET_HOME", str(tmp_path))  # an empty cache
     model, config = load_weights(random_weights)
     client = TestClient(create_app(predictor=Predictor(TorchBackend(model, "cpu"), config)))
-    reply = client.get("/browser/")
-    assert reply.status_code == 503 and "modnet export --format web" in reply.text
+    for page in ("/browser/", "/browser/index.html"):  # index.html answered 200 and then failed in the page
+        reply = client.get(page)
+        assert reply.status_code == 503 and "modnet export --format web" in reply.text
+        assert str(tmp_path) not in reply.text  # the server's filesystem is not the client's business
     assert client.get("/browser/modnet.json").json()["preprocess"]["size_divisor"] == 32
+
+
+def test_the_model_is_a_cached_file_response_behind_the_api_key(random_weights: Path) -> None:
+    """/browser/model.onnx was read into a new 26 MB buffer for every request, and served without the key."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from modnet_matting.inference import Predictor, TorchBackend
+    from modnet_matting.server import create_app
+    from modnet_matting.weights import load_weights
+
+    model, config = load_weights(random_weights)
+    key = "a-key-of-sixteen-chars"
+    client = TestClient(create_app(predictor=Predictor(TorchBackend(model, "cpu"), config), api_key=key))
+    assert client.get("/browser/model.onnx").status_code == 401
+    reply = client.get("/browser/model.onnx", headers={"X-API-Key": key})
+    assert reply.status_code == 200 and reply.content[:2] == b"\x08\x08"  # an ONNX protobuf (ir_version field)
+    assert "max-age" in reply.headers["cache-control"] and reply.headers.get("etag")
+    assert reply.headers["cross-origin-embedder-policy"] == "require-corp"
+    again = client.get("/browser/model.onnx", headers={"X-API-Key": key, "If-None-Match": reply.headers["etag"]})
+    assert again.status_code == 304 and not again.content

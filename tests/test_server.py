@@ -437,7 +437,8 @@ def test_openapi_documents_the_upload(client):
     content = operation["requestBody"]["content"]
     assert "file" in content["multipart/form-data"]["schema"]["properties"]
     assert "image/png" in content
-    assert {"200", "413", "415", "422", "503", "504"} <= set(operation["responses"])
+    assert {"200", "403", "413", "415", "422", "503", "504"} <= set(operation["responses"])
+    assert "Retry-After" in operation["responses"]["503"]["headers"]  # what a client should wait
     assert client.get("/docs").status_code == 200
 
 

@@ -120,7 +120,7 @@ _RESPONSES: dict[int | str, dict] = {
     ),
     408: error_response("The request body did not arrive within the server's timeout."),
     500: error_response("Unexpected server error (logged); the server keeps serving."),
-    503: error_response("Too many requests queued; retry later."),
+    503: error_response("Too many requests queued or in progress; retry after Retry-After seconds.", retry_after=True),
     504: error_response("The request took longer than the server's timeout."),
 }
 
@@ -191,7 +191,7 @@ def create_app(
     security.install(app, allowed_hosts, cors_origins)
     _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key, cors_origins)
     _document_result_schema(app)
-    browser.install(app, predictor)
+    browser.install(app, predictor, api_key)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     return app
 
@@ -258,6 +258,18 @@ def _weights_label(predictor: Predictor) -> str:
 
 #: The query parameters of POST /v1/matte; any other name (a typo like ``outptu``) or a repeat is a 422.
 MATTE_QUERY = ("output", "color", "blur")
+
+
+def client_gone(request: Request) -> Response:
+    """499 (nginx's "client closed request") and its access-log line, which uvicorn skips for a gone client."""
+    import logging
+
+    client = request.client
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', f"{client.host}:{client.port}" if client else "-", request.method,
+        request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        request.scope.get("http_version", "1.1"), 499)
+    return Response(status_code=499)
 
 
 def only_query(names: Sequence[str]) -> Callable[[Request], None]:
@@ -332,7 +344,7 @@ def _add_routes(
             raise ApiError(408, "body_timeout", f"the body did not arrive within {limits.timeout_s:g} s",
                            headers={"Connection": "close"}) from None  # the rest of it will not be read
         except ClientGone:
-            return Response(status_code=499)  # an aborted upload: one access-log line, no traceback
+            return client_gone(request)  # an aborted upload: one log line, no traceback
         upload = await in_pool(split_upload, request.headers.get("content-type", ""), body)
         del body
         try:
@@ -341,7 +353,7 @@ def _add_routes(
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"the request took longer than {limits.timeout_s:g} s") from None
         except ClientGone:
-            return Response(status_code=499)  # nobody reads it; nginx's code for "client closed request"
+            return client_gone(request)  # nobody reads it; nginx's code for "client closed request"
         if isinstance(result, dict):
             return JSONResponse(result)
         headers = {"Content-Disposition": f'inline; filename="{output}.png"'}

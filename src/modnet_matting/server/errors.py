@@ -23,6 +23,10 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-def error_response(description: str) -> dict:
-    """OpenAPI ``responses`` entry for an error status."""
-    return {"model": ErrorBody, "description": description}
+def error_response(description: str, retry_after: bool = False) -> dict:
+    """OpenAPI ``responses`` entry for an error status (with its Retry-After header where it has one)."""
+    entry: dict = {"model": ErrorBody, "description": description}
+    if retry_after:
+        entry["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                            "schema": {"type": "integer", "minimum": 0}}}
+    return entry

@@ -3,7 +3,7 @@
 Without a Host check, a web page on any site can reach a server on the visitor's
 loopback through DNS rebinding; without a CORS policy browsers already refuse to
 hand such a page the answer, so CORS is off unless origins are named; the API key
-is for servers reachable by others. Starlette's middlewares do the first two.
+is for servers reachable by others. Every refusal is in the API's JSON error shape.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import hmac
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import ApiError
 
@@ -32,18 +34,49 @@ def default_allowed_hosts(bound_host: str) -> list[str]:
     return [bound_host]
 
 
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the API's JSON error shape."""
+
+    def preflight_response(self, request_headers):  # noqa: ANN001, ANN201 - Starlette's signature
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return JSONResponse({"error": "cors_refused", "detail": bytes(response.body).decode()}, 400, headers=headers)
+
+
+class HostCheck:
+    """400 (JSON) for a Host header not in the list: exact names, or ``*.example.org`` for its subdomains."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app, self.allowed = app, list(allowed_hosts)
+
+    def allows(self, host: str) -> bool:
+        return any(host == name or (name.startswith("*.") and host.endswith(name[1:])) for name in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.split(":")[0]
+            if not self.allows(name):
+                detail = f"this server does not answer to the host name {name[:100]!r}"
+                await JSONResponse({"error": "invalid_host", "detail": detail}, 400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI, allowed_hosts: Sequence[str] | None, cors_origins: Sequence[str]) -> None:
     """Host check (400 for another name) and, when origins are named, CORS for them."""
     if cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=list(cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", API_KEY_HEADER],
             max_age=600,
         )
     if allowed_hosts is not None and "*" not in allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
+        app.add_middleware(HostCheck, allowed_hosts=list(allowed_hosts))
 
 
 def key_check(api_key: str) -> Callable[..., None]:

@@ -240,6 +240,22 @@ function loadScript(src) {
   });
 }
 
+// The model's bytes; a server with an API key wants it in X-API-Key: give it after # in the page's
+// address (/browser/#key=...), which browsers never send to a server or write into its logs.
+let modelBuffer = null;
+async function modelBytes() {
+  if (!modelBuffer) {
+    const key = new URLSearchParams(location.hash.slice(1)).get("key");
+    const response = await fetch(state.config.model, { headers: key ? { "X-API-Key": key } : {} });
+    if (!response.ok) {
+      throw new Error(response.status === 401 ? "this server needs its API key: open the page as /browser/#key=KEY"
+                                              : `${state.config.model}: HTTP ${response.status}`);
+    }
+    modelBuffer = new Uint8Array(await response.arrayBuffer());
+  }
+  return modelBuffer;
+}
+
 async function init() {
   try {
     state.config = await (await fetch("modnet.json")).json();
@@ -253,7 +269,7 @@ async function init() {
     let lastError = null;
     for (const provider of providers) {
       try {
-        state.session = await ort.InferenceSession.create(state.config.model, { executionProviders: [provider] });
+        state.session = await ort.InferenceSession.create(await modelBytes(), { executionProviders: [provider] });
         state.provider = provider === "wasm" ? `WASM, ${ort.env.wasm.numThreads} thread(s)` : "WebGPU";
         break;
       } catch (err) { lastError = err; }
