@@ -266,6 +266,10 @@ def test_weights_fetch_verifies_the_checksum(tmp_path: Path, small_weights: Path
                         weights.WeightsEntry(**{**entry.__dict__, "url": small_weights.as_uri()}))
     assert main(["weights", "fetch", "modnet-photographic"]) == 2  # no checksum known: refuse
     assert "--sha256" in capsys.readouterr().err
+    for malformed in ("abc", "g" * 64, "0" * 63):  # refused before any download (was: downloaded, then mismatch)
+        assert main(["weights", "fetch", "modnet-photographic", "--sha256", malformed]) == 2
+        assert "64 hexadecimal digits" in capsys.readouterr().err
+        assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.ckpt"))
     assert main(["weights", "fetch", "modnet-photographic", "--sha256", "0" * 64]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
     digest = hashlib.sha256(small_weights.read_bytes()).hexdigest()
@@ -333,3 +337,27 @@ def test_one_line_says_what_runs_and_quiet_hides_it(folder: Path, small_weights:
     assert main(["matte", str(folder / "a.jpg"), "-o", str(tmp_path / "o2"), "--weights", str(small_weights),
                  "-q"]) == 0
     assert "on cpu" not in capsys.readouterr().err
+
+
+def test_hidden_images_and_broken_links_are_listed_not_silently_passed_over(folder: Path, small_weights: Path,
+                                                                             tmp_path: Path, capsys) -> None:
+    (folder / "broken.jpg").unlink()
+    (folder / ".secret.jpg").write_bytes((folder / "a.jpg").read_bytes())
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert main(["matte", str(folder), "-o", str(tmp_path / "out"), "--weights", str(small_weights), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert ".secret.jpg: hidden file" in err and "gone.jpg: broken symbolic link" in err
+
+
+def test_an_unwritable_output_folder_fails_before_the_network_runs(folder: Path, small_weights: Path,
+                                                                   tmp_path: Path, monkeypatch, capsys) -> None:
+    """It was found only after every image had been through the network (as root a test cannot chmod it)."""
+    from modnet_matting.cli import matte as matte_cli
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    monkeypatch.setattr(matte_cli, "load_predictor", lambda args: pytest.fail("the model was loaded"))
+    assert main(["matte", str(folder), "-o", str(locked / "new"), "--weights", str(small_weights)]) == 2
+    assert f"cannot write into {locked / 'new'}" in capsys.readouterr().err

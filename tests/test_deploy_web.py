@@ -94,6 +94,9 @@ def test_the_folder_holds_the_page_the_model_and_the_runtime(exported: Path) -> 
     names = {p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file()}
     assert {"index.html", "browser.js", "browser.css", "model.onnx", "modnet.json", web.MARKER} <= names
     assert {f"ort/{name}" for name in web.RUNTIME_FILES} <= names and "ort/NOTICE.txt" in names
+    probe = exported.parent / "an-ordinary-folder"
+    probe.mkdir()
+    assert exported.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777  # was 0700: a web server could not read it
 
 
 def test_a_user_folder_is_never_overwritten(runtime: Path, tmp_path: Path, capsys) -> None:

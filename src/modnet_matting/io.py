@@ -289,8 +289,22 @@ def _umask() -> int:
     return mask
 
 
-#: Read once at import (setting it is process-wide): new files get the usual 0666 & ~umask.
+#: Read once at import (setting it is process-wide): new files get the usual 0666 & ~umask, folders 0777 & ~umask.
 _FILE_MODE = 0o666 & ~_umask()
+_FOLDER_MODE = 0o777 & ~_umask()
+
+
+def scratch_folder(target: str | os.PathLike) -> Path:
+    """A new hidden folder beside ``target``, to be filled and renamed into place as ``target``.
+
+    ``mkdtemp`` makes it private (0700); it gets the permissions a normally created folder would
+    have, or a web server running as another user could not read an exported page.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(scratch, _FOLDER_MODE)
+    return scratch
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:

@@ -164,7 +164,10 @@ def fetch(name: str, sha256: str | None = None) -> Path:
     entry = _entry(name)
     if entry.url is None:
         raise CheckpointError(f"weights '{name}' ship with the package; nothing to download")
-    expected = (sha256 or entry.sha256 or "").lower()
+    expected = (sha256 or entry.sha256 or "").strip().lower()
+    if expected and (len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected)):
+        raise CheckpointError(f"--sha256 {expected[:80]!r} is not a SHA-256: 64 hexadecimal digits, as sha256sum "
+                              "prints them (nothing was downloaded)")
     if not expected:
         raise CheckpointError(
             f"no checksum is recorded for '{name}' (the authors publish none): pass with --sha256 the SHA-256 "
@@ -271,6 +274,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
         raise CheckpointError(f"{path} is empty")
     if path.suffix == ".safetensors" or head[8:9] == b"{":
         return _read_safetensors(path)
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load (with a warning) and build its program
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: a TorchScript archive is an export, "
+                              "not a checkpoint: pass the .safetensors or .ckpt it came from")
     import torch
 
     try:
@@ -287,6 +293,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return obj, None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A zip whose members include ``<archive>/code/``: TorchScript's program, which checkpoints never have."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsConfig | None]:

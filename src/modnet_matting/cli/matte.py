@@ -117,7 +117,9 @@ class Scan:
         from ..io import IMAGE_SUFFIXES
 
         if file.name.startswith("."):
-            return  # hidden files, our temporary files among them
+            if file.suffix.lower() in IMAGE_SUFFIXES:  # our temporary files end in .part: not listed
+                self.skipped.append((str(file), "hidden file (its name starts with a dot); name it to matte it"))
+            return
         if file.suffix.lower() not in IMAGE_SUFFIXES:
             self.not_images += 1
         elif _is_our_output(file):
@@ -133,6 +135,8 @@ def _scan_folder(scan: Scan, folder: Path, out_dir: Path | None, recursive: bool
         if file.is_file():
             target = None if out_dir is None else out_dir / file.parent.relative_to(folder)
             scan.consider(file, target)
+        elif file.is_symlink() and not file.exists():
+            scan.skipped.append((str(file), "broken symbolic link"))
     return len(scan.jobs) > before
 
 
@@ -212,6 +216,16 @@ def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None,
     return compose.preview(rgb, alpha, fg)
 
 
+def check_writable(folders: set[Path]) -> None:
+    """Fail now, in one line, on an output folder that cannot be written (not after every image has run)."""
+    for folder in sorted(folders):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent  # a folder to be created: its nearest existing parent decides
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise CLIError(f"cannot write into {folder}: permission denied (choose another -o folder)")
+
+
 def check_targets(job: Job, kinds: list[str], protected: set[Path], overwrite: bool) -> None:
     """Inputs are never overwritten; a file that an earlier run did not write only with ``--overwrite``."""
     from ..io import check_replaceable
@@ -274,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("no images to matte: " + "; ".join(f"{name}: {why}" for name, why in failures))
     for name, why in failures:
         print(f"modnet: skipped {name}: {why}", file=sys.stderr)
+    check_writable({job.out_dir for job in jobs if job.out_dir is not None})
     predictor = load_predictor(args)
     announce(predictor, args)
     protected = {job.source.resolve() for job in jobs if job.source is not None}

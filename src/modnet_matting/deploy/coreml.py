@@ -19,13 +19,13 @@ import io
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from torch import nn
 
+from ..io import scratch_folder
 from ..weights import WeightsConfig
 from . import DEFAULT_SIZE, check_size, folded_inference_module, need
 
@@ -65,8 +65,7 @@ def export_coreml(model: nn.Module, path: str | os.PathLike[str], config: Weight
         raise ValueError(f"a Core ML model is written as NAME.mlpackage, not {target.name}")
     check_size(size, config)
     mlmodel = _convert(model, config, *size)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    scratch = scratch_folder(target)
     try:
         with _quiet():
             mlmodel.save(str(scratch / target.name))

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from torch import nn
 
 from ..export import INPUT_NAME, OUTPUT_NAME, onnx_bytes
 from ..inference.preprocess import DEFAULT_MAX_PIXELS
+from ..io import scratch_folder
 from ..weights import CheckpointError, WeightsConfig, cache_dir, download_verified
 
 RUNTIME_VERSION = "1.31.1"
@@ -131,8 +131,7 @@ def export_web(model: nn.Module, out: str | os.PathLike[str], config: WeightsCon
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MARKER).is_file())):
         raise ValueError(f"{target} exists and is not an earlier web export: give a new folder")
     files = runtime_files(runtime)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    scratch = scratch_folder(target)
     try:
         for name in PAGE_FILES:
             (scratch / name).write_bytes(page_asset(name))
