@@ -361,3 +361,10 @@ def test_an_unwritable_output_folder_fails_before_the_network_runs(folder: Path,
     monkeypatch.setattr(matte_cli, "load_predictor", lambda args: pytest.fail("the model was loaded"))
     assert main(["matte", str(folder), "-o", str(locked / "new"), "--weights", str(small_weights)]) == 2
     assert f"cannot write into {locked / 'new'}" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`modnet weights list | head -1` printed BrokenPipeError's traceback."""
+    command = f"'{sys.executable}' -m modnet_matting.cli.main weights list | head -1"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, check=False)
+    assert result.stdout.startswith("NAME") and "Traceback" not in result.stderr

@@ -77,10 +77,15 @@ def test_extreme_aspect_ratios_stay_under_the_pixel_cap(size: tuple[int, int], m
 
 
 def test_a_long_strip_runs_at_the_capped_size(net: MODNet) -> None:
+    """The longest strip allowed (io.MAX_IMAGE_SIDE); a longer one is refused before the network."""
+    from modnet_matting.io import ImageTooLargeError
+
     recording = Recording(TorchBackend(net, "cpu"))
     predictor = Predictor(recording, WeightsConfig(), max_pixels=64 * 1024)
-    alpha = predictor.predict(np.zeros((8, 300_000, 3), np.uint8))
-    assert alpha.shape == (8, 300_000)
+    alpha = predictor.predict(np.zeros((8, 30_000, 3), np.uint8))
+    assert alpha.shape == (8, 30_000)
+    with pytest.raises(ImageTooLargeError, match="30,000"):
+        predictor.predict(np.zeros((8, 300_000, 3), np.uint8))
     (_, _, height, width), = recording.shapes
     assert height * width <= 64 * 1024
 
