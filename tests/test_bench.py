@@ -82,3 +82,25 @@ def test_litert_is_timed_with_one_file_per_size(tmp_path: Path, monkeypatch, cap
         ("fp32", 64, 64, "litert fp32"), ("fp32", 64, 96, "litert fp32")]
     assert all("not bf16" in r["error"] for r in rows if r["precision"] == "bf16")
     assert "litert" in capsys.readouterr().out
+
+
+def test_exports_are_timed_on_their_own_runtime_without_converting(tmp_path: Path, random_weights: Path) -> None:
+    """`bench --weights m.onnx` was refused, and a .tflite needed the converter to be timed."""
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", "--format", "onnx", "--weights", str(random_weights), "-o", str(onnx_file),
+                 "--no-check"]) == 0
+    report_file = tmp_path / "onnx.json"
+    assert main(["bench", "--weights", str(onnx_file), "--sizes", "64x96", "--repeat", "1", "--warmup", "0",
+                 "--json", str(report_file)]) == 0
+    (row,) = json.loads(report_file.read_text())["results"]
+    assert not row["error"] and row["backend"] == "auto" and row["median_ms"] > 0
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
+    from modnet_matting.weights import WeightsConfig
+    from tflite_graphs import our_metadata, pixel_graph
+
+    tflite = pixel_graph(tmp_path / "m.tflite", 32, 64, metadata=our_metadata(WeightsConfig().to_json(), "fp32"))
+    report_file = tmp_path / "tflite.json"
+    assert main(["bench", "--weights", str(tflite), "--repeat", "1", "--warmup", "0", "--json",
+                 str(report_file)]) == 0
+    (row,) = json.loads(report_file.read_text())["results"]
+    assert not row["error"] and (row["height"], row["width"]) == (32, 64) and row["runs_as"] == "litert fp32"

@@ -267,3 +267,22 @@ def test_composites_cli(tmp_path: Path, capsys) -> None:
     assert "no alpha channel" in capsys.readouterr().err
     assert main(["eval", "composites", "--fg", str(tmp_path / "fg"), "--bg", str(tmp_path / "bg"),
                  "--out", str(tmp_path / "fg")]) == 2
+
+
+def test_exported_models_are_scored_on_their_own_runtime(seg: Path, tmp_path: Path, random_weights: Path) -> None:
+    """`eval --weights m.onnx` said "an .onnx model runs on the onnx or openvino backend, not torch"."""
+    from modnet_matting.inference import load_model
+
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", "--format", "onnx", "--weights", str(random_weights), "-o", str(onnx_file),
+                 "--no-check"]) == 0
+    out = tmp_path / "out"
+    assert main(["eval", "--data", str(seg), "--weights", str(onnx_file), "--out", str(out), "--quiet"]) == 0
+    scored = {r["stem"]: float(r["mad"]) for r in _csv(out / "modnet" / "per_image.csv")}
+    reference = tmp_path / "ref"
+    assert main(["eval", "--data", str(seg), "--weights", str(random_weights), "--out", str(reference),
+                 "--quiet"]) == 0
+    expected = {r["stem"]: float(r["mad"]) for r in _csv(reference / "modnet" / "per_image.csv")}
+    assert scored.keys() == expected.keys()
+    assert all(abs(scored[k] - expected[k]) < 1e-3 for k in scored)  # fp32 export: the same figures
+    assert load_model(onnx_file, precision="fp32").backend.precision == "fp32"

@@ -22,9 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "initialised (speed does not depend on the weights).",
     )
     parser.add_argument("--weights", help="registry name or checkpoint file (default: random initialisation)")
-    parser.add_argument("--backends", default="torch",
-                        help="comma list: torch, compile, onnx, openvino, litert, auto (default torch); litert "
-                             "converts the network to a .tflite per size and precision first (the [tflite] extra)")
+    parser.add_argument("--backends", default=None,
+                        help="comma list: torch, compile, onnx, openvino, litert, auto (default torch; for an exported "
+                             ".onnx, .xml or .tflite: auto, its own runtime); litert converts the network to a "
+                             ".tflite per size and precision first (the [tflite] extra), unless --weights is one")
     parser.add_argument("--precision", default="fp32", help="comma list: fp32, bf16, fp16, int8, auto (default fp32)")
     parser.add_argument("--sizes", default="512x512", help="comma list of HEIGHTxWIDTH (default 512x512)")
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default 1)")
@@ -53,10 +54,29 @@ def _litert_builder(model, config, threads: int | None):  # noqa: ANN001, ANN202
     return build
 
 
+def _is_export(weights: str | None) -> bool:
+    """An exported model (ONNX, OpenVINO IR, TFLite): timed on the runtime that reads it, never converted."""
+    return str(weights or "").lower().endswith((".onnx", ".xml", ".tflite"))
+
+
+def _export_builder(path: str, backend: str, device: str, threads: int | None):  # noqa: ANN202 - a builder
+    """``build(precision, height, width)`` for an export file on ``backend`` (a .tflite has its own size)."""
+
+    def build(precision: str, height: int, width: int):  # noqa: ANN202, ARG001 - a Backend; sizes come per call
+        from ..inference import load_model
+
+        return load_model(path, device=device, precision=precision, backend=backend, threads=threads).backend
+
+    return build
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..evaluate.speed import format_report, parse_size, run_benchmark
+
+    args.backends_given = args.backends is not None
+    args.backends = args.backends or "torch"
     from ..inference.hardware import pick_device
     from ..io import atomic_write
 
@@ -68,7 +88,18 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if not sizes or not batches or min(batches) < 1 or args.repeat < 1 or args.warmup < 0:
         raise CLIError("need at least one size, batch sizes >= 1, --repeat >= 1 and --warmup >= 0")
-    if args.weights:
+    backends, precisions, fixed_size = _list(args.backends), _list(args.precision), {}
+    if _is_export(args.weights):
+        from ..model import MODNet
+
+        model, config = MODNet().eval(), None  # counts parameters and MACs only: exports run as they are
+        if backends == ["torch"] and not args.backends_given:
+            backends = ["auto"]  # the default backend cannot read an export: its own runtime times it
+        if str(args.weights).lower().endswith(".tflite"):
+            precisions = ["auto"] if precisions == ["fp32"] else precisions
+            sizes = [_export_builder(args.weights, "auto", device, args.threads)("auto", 0, 0).size]
+        fixed_size = {name: _export_builder(args.weights, name, device, args.threads) for name in backends}
+    elif args.weights:
         from ..weights import load_weights
 
         model, config = load_weights(args.weights)
@@ -84,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     report = run_benchmark(
-        model, _list(args.backends), _list(args.precision), sizes, batches, args.repeat, args.warmup, device,
+        model, backends, precisions, sizes, batches, args.repeat, args.warmup, device,
         args.threads, weights=args.weights or "random initialisation", progress=progress, config=config,
-        fixed_size={"litert": _litert_builder(model, config, args.threads)},
+        fixed_size=fixed_size or {"litert": _litert_builder(model, config, args.threads)},
     )
     print(format_report(report))
     if args.json:

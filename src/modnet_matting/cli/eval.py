@@ -44,8 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-pred", action="store_true",
                         help="also write each method's mattes to OUT/<method>/pred/")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    parser.add_argument("--backend", default="torch", help="inference backend for MODNet (default: torch)")
+    parser.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "int8", "auto"),
+                        help="default fp32 (a .tflite export: the precision it was exported in)")
+    parser.add_argument("--backend", default=None,
+                        help="inference backend for MODNet (default: torch, the authors' way; for an exported "
+                             ".onnx, .xml or .tflite, the runtime that reads it)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for MODNet and the peers")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
@@ -113,6 +116,18 @@ def _methods(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     return methods, unavailable
 
 
+#: Exported models run on their own runtime; the README says any command takes them.
+_EXPORTS = (".onnx", ".xml", ".tflite")
+
+
+def _model_path(args: argparse.Namespace) -> tuple[str, str]:
+    """(backend, precision): torch fp32 for weights, an export's own runtime (fp32, or a .tflite's own) for exports."""
+    export = str(args.weights or "").lower().endswith(_EXPORTS)
+    backend = args.backend or ("auto" if export else "torch")
+    precision = args.precision or ("auto" if str(args.weights or "").lower().endswith(".tflite") else "fp32")
+    return backend, precision
+
+
 def _model_method(args: argparse.Namespace) -> Any:
     import torch
 
@@ -121,8 +136,9 @@ def _model_method(args: argparse.Namespace) -> Any:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    backend, precision = _model_path(args)
     try:
-        predictor = load_model(args.weights, device=args.device, precision=args.precision, backend=args.backend)
+        predictor = load_model(args.weights, device=args.device, precision=precision, backend=backend)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     method = ModelMethod(predictor)
