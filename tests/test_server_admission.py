@@ -362,3 +362,42 @@ def test_a_body_with_both_content_length_and_transfer_encoding_closes_the_connec
         started = time.monotonic()
         answer = _read_all(sock, 10)
     assert answer.count(b"HTTP/1.1 ") == 1 and time.monotonic() - started < 5  # answered once, then closed
+
+
+def test_a_timed_out_request_keeps_its_pixels_until_its_thread_returns_and_starts_no_new_stage() -> None:
+    """A 504 released the pixel budget while the thread still ran (2.3 GB after the answer), and work went on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modnet_matting.server.admission import PixelBudget, Stages, Stopped
+
+    async def go() -> list[str]:
+        budget, pool, events = PixelBudget(100), ThreadPoolExecutor(2), []
+        stages = Stages(pool)
+        release = threading.Event()
+
+        def slow_step() -> None:
+            release.wait(5)
+            events.append("step 1 done")
+            stages.check()  # the boundary: raises, as the request was abandoned
+            events.append("step 2 ran")
+
+        async def request() -> None:
+            async with budget.hold(60, stages):
+                await stages.run(slow_step)
+                await stages.run(lambda: events.append("next stage ran"))
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(request(), 0.2)  # the server answers 504 here
+        events.append(f"after the answer: {budget.in_flight} pixels held")
+        release.set()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if budget.in_flight == 0:
+                break
+        events.append(f"after the thread: {budget.in_flight} pixels held")
+        with pytest.raises(Stopped):
+            await stages.run(lambda: None)
+        pool.shutdown()
+        return events
+
+    assert asyncio.run(go()) == ["after the answer: 60 pixels held", "step 1 done", "after the thread: 0 pixels held"]

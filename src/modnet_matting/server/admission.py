@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -30,10 +32,15 @@ class PixelBudget:
         self.capacity = capacity
         self.in_flight = 0
         self._changed: asyncio.Condition | None = None
+        self._late: set[asyncio.Future] = set()  # releases that wait for a stage still running in a thread
 
     @asynccontextmanager
-    async def hold(self, pixels: int) -> AsyncIterator[None]:
-        """Wait until ``pixels`` fit in the budget, keep them while the block runs."""
+    async def hold(self, pixels: int, stages: Stages | None = None) -> AsyncIterator[None]:
+        """Wait until ``pixels`` fit in the budget, keep them while the block runs.
+
+        With ``stages``, a block that ends (a 504, a client gone) while one of its stages still
+        runs in a thread keeps its pixels until that thread returns: the memory is still in use.
+        """
         if self._changed is None:
             self._changed = asyncio.Condition()
         pixels = min(max(pixels, 1), self.capacity)
@@ -43,9 +50,57 @@ class PixelBudget:
         try:
             yield
         finally:
-            async with self._changed:
-                self.in_flight -= pixels
-                self._changed.notify_all()
+            running = stages.running.copy() if stages is not None else set()
+            if running:  # not awaited here: the answer (504) must not wait for the thread
+                self._late.add(asyncio.ensure_future(self._release_after(running, pixels)))
+                self._late = {task for task in self._late if not task.done()}
+            else:
+                await self._release(pixels)
+
+    async def _release(self, pixels: int) -> None:
+        async with self._changed:
+            self.in_flight -= pixels
+            self._changed.notify_all()
+
+    async def _release_after(self, running: set[asyncio.Future], pixels: int) -> None:
+        await asyncio.wait(running)
+        await self._release(pixels)
+
+
+class Stopped(Exception):
+    """A stage found its request abandoned at a boundary and did not start its next step."""
+
+
+class Stages:
+    """One request's work in the thread pool: the stages still running, and a flag that stops the next one.
+
+    A thread cannot be interrupted, but a cancelled request (timeout, client gone) sets ``stop``:
+    no new stage starts, and a long stage that checks ``check`` between its steps (foreground,
+    cut-out, encoding) ends at the next of them instead of finishing work no one will read.
+    """
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self.stop = threading.Event()
+        self.running: set[asyncio.Future] = set()
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self.stop.is_set():
+            raise Stopped("the request was abandoned")
+        future = asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        self.running.add(future)
+        future.add_done_callback(self.running.discard)
+        try:
+            # shielded: cancelling the request must not mark the stage done while its thread still runs
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.stop.set()
+            raise
+
+    def check(self) -> None:
+        """Between a stage's steps: raise ``Stopped`` if the request was abandoned."""
+        if self.stop.is_set():
+            raise Stopped("the request was abandoned")
 
 
 async def unless_disconnected(receive: Callable[[], Awaitable[dict]], work: Awaitable[T]) -> T:

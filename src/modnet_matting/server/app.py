@@ -30,7 +30,7 @@ from .. import __version__
 from ..inference import Predictor, load_model
 from ..weights import DEFAULT_WEIGHTS
 from . import browser, protocol, security
-from .admission import ClientGone, PixelBudget, unless_disconnected
+from .admission import ClientGone, PixelBudget, Stages, unless_disconnected
 from .batcher import MicroBatcher, QueueFullError
 from .errors import ApiError, error_response
 from .render import choose_background, render
@@ -364,17 +364,18 @@ def _add_routes(
             raise ApiError(422, "unused_background", f"output={output} has no background: "
                            "a colour, blur or background image is for output=composite or json")
         pixels = await in_pool(_pixels_of, upload, limits.max_pixels)  # headers only: refuses bombs early
-        async with budget.hold(pixels):
-            rgb = await in_pool(decode, upload.photo, "the photo", limits.max_pixels)
+        stages = Stages(cpu_pool)  # a timeout or a gone client stops the next stage; the budget waits for it
+        async with budget.hold(pixels, stages):
+            rgb = await stages.run(decode, upload.photo, "the photo", limits.max_pixels)
             image = None
             if upload.background is not None:
-                image = await in_pool(decode, upload.background, "the background image", limits.max_pixels)
+                image = await stages.run(decode, upload.background, "the background image", limits.max_pixels)
             background = choose_background(color, blur, image)
             try:
                 alpha = await batcher.submit(rgb)
             except QueueFullError as exc:
                 raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-            return await in_pool(render, rgb, alpha, output, background)
+            return await stages.run(render, rgb, alpha, output, background, stages.check)
 
 
 def _pixels_of(upload: Upload, max_pixels: int) -> int:

@@ -9,6 +9,7 @@ and encodes PNGs.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 
@@ -37,11 +38,16 @@ def choose_background(color: str | None, blur: bool, image: np.ndarray | None) -
     return None
 
 
-def render(rgb: np.ndarray, alpha: np.ndarray, output: str, background: compose.Background | None) -> bytes | dict:
-    """PNG bytes for ``alpha``/``cutout``/``composite`` (white unless chosen); for ``json`` a dict of base64 PNGs."""
+def render(rgb: np.ndarray, alpha: np.ndarray, output: str, background: compose.Background | None,
+           check: Callable[[], None] = lambda: None) -> bytes | dict:
+    """PNG bytes for ``alpha``/``cutout``/``composite`` (white unless chosen); for ``json`` a dict of base64 PNGs.
+
+    ``check`` runs between the steps (it raises when the request was abandoned, so no later step runs).
+    """
     if output == "alpha":
         return encode_png(alpha_to_uint(alpha))
     foreground = compose.estimate_foreground(rgb, alpha)  # once, shared by cut-out and composite
+    check()
     if output == "cutout":
         return encode_png(compose.cutout(rgb, alpha, foreground))
     if output == "composite":
@@ -52,9 +58,15 @@ def render(rgb: np.ndarray, alpha: np.ndarray, output: str, background: compose.
         "height": height,
         "background": background.kind if background else "none",
         "alpha": _b64(encode_png(alpha_to_uint(alpha))),
-        "cutout": _b64(encode_png(compose.cutout(rgb, alpha, foreground))),
-        "composite": _b64(encode_png(_composite(rgb, alpha, background, foreground))) if background else None,
+        "cutout": _b64(_checked(check, encode_png(compose.cutout(rgb, alpha, foreground)))),
+        "composite": _b64(_checked(check, encode_png(_composite(rgb, alpha, background, foreground))))
+        if background else None,
     }
+
+
+def _checked(check: Callable[[], None], value: bytes) -> bytes:
+    check()
+    return value
 
 
 def _composite(
