@@ -87,16 +87,30 @@ def _place_touching(
     return int(py - oy), int(px - ox)
 
 
+Window = tuple[slice, slice]
+
+
+def clip_window(canvas_shape: tuple[int, ...], size: tuple[int, ...], top: int,
+                left: int) -> tuple[Window, Window] | None:
+    """Where an array of ``size`` placed at (top, left) lands on the canvas: (canvas window, array window),
+    clipped at the borders; None when nothing of it is on the canvas."""
+    (h, w), (sh, sw) = canvas_shape[:2], size[:2]
+    y0, x0, y1, x1 = max(0, top), max(0, left), min(h, top + sh), min(w, left + sw)
+    if y1 <= y0 or x1 <= x0:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
+
+
 def _layer(canvas_shape: tuple[int, int], rgb: np.ndarray, alpha: np.ndarray, top: int, left: int):
     """The object as full-canvas float layers (colour and alpha in 0..1), clipped at the borders."""
     h, w = canvas_shape
     colour = np.zeros((h, w, 3), np.float32)
     cover = np.zeros((h, w), np.float32)
-    y0, x0 = max(0, top), max(0, left)
-    y1, x1 = min(h, top + rgb.shape[0]), min(w, left + rgb.shape[1])
-    if y1 > y0 and x1 > x0:
-        colour[y0:y1, x0:x1] = rgb[y0 - top:y1 - top, x0 - left:x1 - left]
-        cover[y0:y1, x0:x1] = alpha[y0 - top:y1 - top, x0 - left:x1 - left] / 255.0
+    windows = clip_window(canvas_shape, rgb.shape, top, left)
+    if windows is not None:
+        on_canvas, of_object = windows
+        colour[on_canvas] = rgb[of_object]
+        cover[on_canvas] = alpha[of_object] / 255.0
     return colour, cover
 
 
@@ -125,10 +139,10 @@ def paste_object(
         out, target = img * (1 - o) + colour * o, a[..., 0] * (1 - cover)
     else:
         out, target = person * a + (img - person * a) * (1 - o) + colour * o * (1 - a), a[..., 0]
-    return _to_u8(out), _to_u8(target * 255)
+    return to_u8(out), to_u8(target * 255)
 
 
-def _to_u8(x: np.ndarray) -> np.ndarray:
+def to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -152,7 +166,7 @@ def strong_colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = (out - 128) * rng.uniform(1.2, 2.0) + 128
     if rng.random() < 0.2:
         out = 255 - out
-    return _to_u8(out)
+    return to_u8(out)
 
 
 def collage(sources: list[np.ndarray], height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -252,7 +266,7 @@ def patterned_clothing(
             under = target[window].astype(np.float32)
             shade = under.mean(axis=2, keepdims=True) / max(1.0, float(under.mean()))
             painted = texture.astype(np.float32) * np.clip(shade, 0.3, 1.6)
-            target[window] = _to_u8(under * (1 - weight) + painted * weight)
+            target[window] = to_u8(under * (1 - weight) + painted * weight)
     return image, fg
 
 
@@ -279,7 +293,7 @@ def distractor_validation(
         h, w = alpha.shape
         bg = cover_crop(backgrounds[int(rng.integers(len(backgrounds)))], h, w, rng).astype(np.float32)
         a = alpha.astype(np.float32)[..., None] / 255.0
-        image = _to_u8(fg * a + bg * (1 - a))
+        image = to_u8(fg * a + bg * (1 - a))
         image, alpha = paste_object(image, alpha, fg, objects, rng)
         stems.append(f"{people.stems[k]}__{i}")
         images.append(image), alphas.append(alpha), fgs.append(fg)

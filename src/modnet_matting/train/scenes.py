@@ -32,7 +32,7 @@ import numpy as np
 
 from ..io import IMAGE_SUFFIXES, ImageReadError, read_image
 from .data import CachedSet
-from .distractors import cover_crop
+from .distractors import clip_window, cover_crop, to_u8
 
 #: A side counts as cut by the photo's edge when this share of the edge's pixels is person.
 CUT_SHARE = 0.02
@@ -172,14 +172,12 @@ def _position(size: tuple[int, int], cut: dict[str, bool], crop: int, rng: np.ra
 
 def _add_layer(canvas: np.ndarray, alpha: np.ndarray, fg: np.ndarray, person: _Person, top: int, left: int) -> None:
     """Composite ``person`` over the canvas in place; the target alpha and foreground colours follow it."""
-    crop = canvas.shape[0]
-    ph, pw = person.alpha.shape
-    y0, x0, y1, x1 = max(0, top), max(0, left), min(crop, top + ph), min(crop, left + pw)
-    if y1 <= y0 or x1 <= x0:
+    windows = clip_window(canvas.shape, person.alpha.shape, top, left)
+    if windows is None:
         return
-    a = person.alpha[y0 - top:y1 - top, x0 - left:x1 - left, None]
-    colour = person.fg[y0 - top:y1 - top, x0 - left:x1 - left]
-    window = (slice(y0, y1), slice(x0, x1))
+    window, of_person = windows
+    a = person.alpha[of_person][..., None]
+    colour = person.fg[of_person]
     canvas[window] = colour * a + canvas[window] * (1 - a)
     below = alpha[window][..., None]
     union = a + below * (1 - a)
@@ -205,19 +203,17 @@ def _backdrop(backgrounds: list[np.ndarray], photos: list[np.ndarray], crop: int
         shown = cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         top = int(rng.integers(-size[1] // 5, crop - 4 * size[1] // 5 + 1))
         left = int(rng.integers(-size[0] // 5, crop - 4 * size[0] // 5 + 1))
-        y0, x0 = max(0, top), max(0, left)
-        y1, x1 = min(crop, top + size[1]), min(crop, left + size[0])
-        scene[y0:y1, x0:x1] = shown[y0 - top:y1 - top, x0 - left:x1 - left]
+        on_scene, of_photo = clip_window(scene.shape, shown.shape, top, left)  # a fifth out at most: never None
+        scene[on_scene] = shown[of_photo]
     return scene
 
 
-def _pair_seam(alpha: np.ndarray, first: tuple[int, int, int], rng: np.random.Generator) -> tuple[int, str]:
+def _pair_seam(crop: int, first: tuple[int, int, int], rng: np.random.Generator) -> tuple[int, str]:
     """Where the object photo of a side-by-side pair begins, and on which side of the first person it lies.
 
     ``first`` is the first person's (left, width, aligned) with aligned -1 (left edge), 1 (right edge) or 0;
     the seam lies at the person's far side, cutting up to 15% into them (the photo is in front there).
     """
-    crop = alpha.shape[1]
     left, width, aligned = first
     side = "right" if aligned < 0 or (aligned == 0 and rng.random() < 0.5) else "left"
     overlap = int(width * rng.uniform(0.0, 0.15))
@@ -260,13 +256,12 @@ def zoom_out_scene(
             aligned = -1 if left == 0 and person.cut["left"] else (1 if person.cut["right"] else 0)
             placed = (left, person.alpha.shape[1], aligned)
     if pair and placed is not None:
-        seam, side = _pair_seam(alpha, placed, rng)
+        seam, side = _pair_seam(crop, placed, rng)
         photo = cover_crop(photos[int(rng.integers(len(photos)))], crop, crop, rng).astype(np.float32)
         region = (slice(None), slice(seam, None)) if side == "right" else (slice(None), slice(0, seam))
         canvas[region] = photo[region]
         alpha[region] = 0
-    as_u8 = lambda x: np.clip(x + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
-    return as_u8(canvas), as_u8(alpha * 255), as_u8(fg)
+    return to_u8(canvas), to_u8(alpha * 255), to_u8(fg)
 
 
 # -------------------------------------------------------------- evaluation
@@ -308,9 +303,9 @@ def object_scene_set(people: CachedSet, photos: ObjectPhotos, count: int, side: 
             canvas = cover_crop(photo, side, side, rng).astype(np.float32)
             matte, colours = np.zeros((side, side), np.float32), canvas.copy()
             _add_layer(canvas, matte, colours, person, *_position(person.alpha.shape, person.cut, side, rng))
-            image, target = canvas, np.clip(matte * 255 + 0.5, 0, 255).astype(np.uint8)
+            image, target = canvas, to_u8(matte * 255)
         stems.append(f"{category}__{people.stems[j].replace('/', '_')}__{i}")
-        images.append(np.clip(image + 0.5, 0, 255).astype(np.uint8)), alphas.append(target)
+        images.append(to_u8(image)), alphas.append(target)
     return CachedSet("objects", stems, images, alphas, list(images))
 
 
