@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are handled: `modnet weight
     from torch import nn
 
 ARCHITECTURE = "modnet-v2-se"
+#: Exported models, by suffix: they run as they are, on the runtime that reads them (never as PyTorch weights).
+EXPORT_KINDS = {".onnx": "onnx", ".xml": "ir", ".tflite": "tflite"}
 _DUPLICATE_BACKBONE = "lr_branch.backbone."
 
 
@@ -209,6 +211,11 @@ def _entry(name: str) -> WeightsEntry:
     return REGISTRY[name]
 
 
+def export_kind(name_or_path: str | os.PathLike[str] | None) -> str | None:
+    """"onnx", "ir" or "tflite" for an exported model's path; None for weights (a file or a registry name)."""
+    return EXPORT_KINDS.get(Path(str(name_or_path)).suffix.lower()) if name_or_path is not None else None
+
+
 def read_config(path: str | Path) -> WeightsConfig | None:
     """The config in one of our ``.safetensors`` files, from its header alone (no tensor is read, no torch)."""
     import struct
@@ -283,9 +290,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle and zip errors have many types; their texts run to many lines
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        if "TorchScript" in str(exc):
-            first = "a TorchScript archive is an export, not a checkpoint: pass the .safetensors or .ckpt it came from"
-        elif "Weights only load failed" in str(exc):
+        if "Weights only load failed" in str(exc):
             first = "not a torch.save file of tensors (pickled code in a checkpoint is never run)"
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -296,12 +301,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsC
 
 
 def _is_torchscript(path: Path) -> bool:
-    """A zip whose members include ``<archive>/code/``: TorchScript's program, which checkpoints never have."""
+    """A zip with a ``code/`` folder (``<archive>/code/...``): TorchScript's program, which checkpoints never have."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            return any("/code/" in name for name in archive.namelist())
+            return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
 

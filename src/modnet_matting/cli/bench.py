@@ -54,11 +54,6 @@ def _litert_builder(model, config, threads: int | None):  # noqa: ANN001, ANN202
     return build
 
 
-def _is_export(weights: str | None) -> bool:
-    """An exported model (ONNX, OpenVINO IR, TFLite): timed on the runtime that reads it, never converted."""
-    return str(weights or "").lower().endswith((".onnx", ".xml", ".tflite"))
-
-
 def _export_builder(path: str, backend: str, device: str, threads: int | None):  # noqa: ANN202 - a builder
     """``build(precision, height, width)`` for an export file on ``backend`` (a .tflite has its own size)."""
 
@@ -88,14 +83,17 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if not sizes or not batches or min(batches) < 1 or args.repeat < 1 or args.warmup < 0:
         raise CLIError("need at least one size, batch sizes >= 1, --repeat >= 1 and --warmup >= 0")
+    from ..weights import export_kind
+
     backends, precisions, fixed_size = _list(args.backends), _list(args.precision), {}
-    if _is_export(args.weights):
+    kind = export_kind(args.weights)  # an export is timed on the runtime that reads it, never converted
+    if kind is not None:
         from ..model import MODNet
 
         model, config = MODNet().eval(), None  # counts parameters and MACs only: exports run as they are
         if backends == ["torch"] and not args.backends_given:
             backends = ["auto"]  # the default backend cannot read an export: its own runtime times it
-        if str(args.weights).lower().endswith(".tflite"):
+        if kind == "tflite":
             precisions = ["auto"] if precisions == ["fp32"] else precisions
             sizes = [_export_builder(args.weights, "auto", device, args.threads)("auto", 0, 0).size]
         fixed_size = {name: _export_builder(args.weights, name, device, args.threads) for name in backends}

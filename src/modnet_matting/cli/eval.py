@@ -116,15 +116,13 @@ def _methods(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     return methods, unavailable
 
 
-#: Exported models run on their own runtime; the README says any command takes them.
-_EXPORTS = (".onnx", ".xml", ".tflite")
-
-
 def _model_path(args: argparse.Namespace) -> tuple[str, str]:
     """(backend, precision): torch fp32 for weights, an export's own runtime (fp32, or a .tflite's own) for exports."""
-    export = str(args.weights or "").lower().endswith(_EXPORTS)
-    backend = args.backend or ("auto" if export else "torch")
-    precision = args.precision or ("auto" if str(args.weights or "").lower().endswith(".tflite") else "fp32")
+    from ..weights import export_kind
+
+    kind = export_kind(args.weights)
+    backend = args.backend or ("torch" if kind is None else "auto")
+    precision = args.precision or ("auto" if kind == "tflite" else "fp32")
     return backend, precision
 
 

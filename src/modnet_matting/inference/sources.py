@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..weights import CheckpointError, WeightsConfig, WeightsNotFoundError, load_weights, sha256_of
+from ..weights import CheckpointError, WeightsConfig, WeightsNotFoundError, export_kind, load_weights, sha256_of
 from .backends.litert import CONFIG_KEY as TFLITE_CONFIG_KEY
 from .backends.litert import IO_KEY as TFLITE_IO_KEY
 from .backends.litert import read_tflite_metadata
@@ -219,14 +219,11 @@ class Source:
 
 def open_source(name_or_path: str | os.PathLike[str] | None) -> Source:
     """A registry name, weights file (``.safetensors``, ``.ckpt``), ``.onnx``, OpenVINO ``.xml`` or ``.tflite``."""
-    lowered = str(name_or_path).lower() if name_or_path is not None else ""
-    if lowered.endswith(".onnx"):
-        return Source.onnx_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
-    if lowered.endswith(".xml"):
-        return Source.ir_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
-    if lowered.endswith(".tflite"):
-        return Source.tflite_file(Path(name_or_path).expanduser())  # type: ignore[arg-type]
-    return Source.network(*load_weights(name_or_path))
+    kind = export_kind(name_or_path)
+    if kind is None:
+        return Source.network(*load_weights(name_or_path))
+    opener = {"onnx": Source.onnx_file, "ir": Source.ir_file, "tflite": Source.tflite_file}[kind]
+    return opener(Path(name_or_path).expanduser())  # type: ignore[arg-type]
 
 
 def _must_exist(path: Path) -> None:
