@@ -377,40 +377,38 @@ def _method_rows(results: list[MethodResult], keys: list[str], labels: list[str]
     return lines
 
 
+#: per_category's groups that are not categories: the photos alone, and the people over the photos.
+SUMMARY_GROUPS = ("alone", "people")
+
+
 def category_table(results: list[MethodResult]) -> list[str]:
-    """MAD / FF per object category (people over the photos and the photos alone), then the photos alone."""
-    from modnet_matting.train.scenes import category_of
-
-    def mean(result: MethodResult, key: str, keep) -> float | None:
-        values = [row.values[key] for row in result.rows if keep(row.stem)]
-        return float(np.mean(values)) if values else None
-
-    categories = sorted({category_of(row.stem) for result in results for row in result.rows})
-    count = {c: sum(category_of(r.stem) == c for r in results[0].rows) for c in categories} if results else {}
-    header = "| category | n | " + " | ".join(f"{r.method} MAD / FF" for r in results) + " |"
-    lines = [header, "|" + "---|" * (len(results) + 2)]
-    for category in sorted(categories, key=lambda c: -count[c]):
-        cells = [f"{_cell(mean(r, 'mad', lambda s, c=category: category_of(s) == c))} / "
-                 f"{_cell(mean(r, 'ff', lambda s, c=category: category_of(s) == c), 3)}" for r in results]
-        lines.append(f"| {category} | {count[category]} | " + " | ".join(cells) + " |")
-    alone = [_cell(mean(r, "ff", lambda s: "__alone__" in s), 4) for r in results]
-    under = [_cell(mean(r, "mad", lambda s: "__alone__" not in s)) for r in results]
-    lines.append("| **photos alone: FF** | " + str(sum("__alone__" in r.stem for r in results[0].rows))
-                 + " | " + " | ".join(alone) + " |" if results else "")
-    lines.append("| **people over photos: MAD** | " + str(sum("__alone__" not in r.stem for r in results[0].rows))
-                 + " | " + " | ".join(under) + " |" if results else "")
+    """MAD / FF per object category (people over the photos and the photos alone), then the two summary rows."""
+    if not results:
+        return []
+    groups = [per_category(result) for result in results]
+    counts = {name: group["n"] for name, group in groups[0].items()}  # every method ran on the same images
+    categories = sorted((c for c in counts if c not in SUMMARY_GROUPS), key=lambda c: -counts[c])
+    lines = ["| category | n | " + " | ".join(f"{r.method} MAD / FF" for r in results) + " |",
+             "|" + "---|" * (len(results) + 2)]
+    for category in categories:
+        cells = [f"{_cell(g[category]['mad'])} / {_cell(g[category]['ff'], 3)}" for g in groups]
+        lines.append(f"| {category} | {counts[category]} | " + " | ".join(cells) + " |")
+    lines.append(f"| **photos alone: FF** | {counts['alone']} | "
+                 + " | ".join(_cell(g["alone"]["ff"], 4) for g in groups) + " |")
+    lines.append(f"| **people over photos: MAD** | {counts['people']} | "
+                 + " | ".join(_cell(g["people"]["mad"]) for g in groups) + " |")
     return lines
 
 
 def per_category(result: MethodResult) -> dict[str, dict[str, float]]:
-    """Means of MAD, FF and SAD per object category, and over the photos alone ("alone")."""
+    """Means of MAD, FF and SAD per object category, over the photos alone ("alone") and over the people
+    beside them ("people")."""
     from modnet_matting.train.scenes import category_of
 
     groups: dict[str, list[Row]] = {}
     for row in result.rows:
         groups.setdefault(category_of(row.stem), []).append(row)
-        if "__alone__" in row.stem:
-            groups.setdefault("alone", []).append(row)
+        groups.setdefault("alone" if "__alone__" in row.stem else "people", []).append(row)
     return {name: {"n": len(rows), **{k: float(np.mean([r.values[k] for r in rows])) for k in ("mad", "ff", "sad")}}
             for name, rows in sorted(groups.items())}
 
