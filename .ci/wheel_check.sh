@@ -15,7 +15,8 @@ echo "wheel: $(basename "$wheel") $(du -k "$wheel" | cut -f1) KiB; sdist: $(du -
 python - "$wheel" <<'PY'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-needed = ["modnet_matting/weights_data/modnet_people.safetensors", "modnet_matting/assets/grace_hopper.jpg",
+needed = ["modnet_matting/weights_data/modnet_people.safetensors", "modnet_matting/weights_data/modnet_people.int8.xml",
+          "modnet_matting/weights_data/modnet_people.int8.bin", "modnet_matting/assets/grace_hopper.jpg",
           "modnet_matting/server/static/index.html", "modnet_matting/deploy/web_static/browser.js"]
 missing = [n for n in needed if n not in names]
 sys.exit(f"the wheel lacks {missing}" if missing else 0)

@@ -13,12 +13,12 @@ import modnet_matting
 
 PACKAGE = Path(modnet_matting.__file__).parent
 #: Ground first; parts in one layer do not import each other.
-LAYERS = [{"model"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"}, {"evaluate", "video", "deploy"},
+LAYERS = [{"model", "allocator"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"}, {"evaluate", "video", "deploy"},
           {"train"}, {"server"}, {"cli"}, {"__init__", "__main__"}]
 #: Inside ``inference/``, the same rule: probes and preprocessing, runtimes and edge refinement, sources,
-#: the choice, the face.
-INFERENCE_LAYERS = [{"preprocess", "hardware"}, {"backends", "refine"}, {"predictor", "sources"}, {"auto", "int8"},
-                    {"__init__"}]
+#: the choice (and the remembered one), the face.
+INFERENCE_LAYERS = [{"preprocess", "hardware"}, {"backends", "refine"}, {"predictor", "sources"},
+                    {"auto", "int8", "warm"}, {"__init__"}]
 
 
 def _imports(path: Path, root: Path) -> set[str]:

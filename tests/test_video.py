@@ -285,11 +285,11 @@ def test_cli_video_with_small_weights(clip: Path, tmp_path: Path, small_weights:
 
 
 def test_cli_video_x264_preset_default_and_choice(clip: Path, tmp_path: Path, small_weights: Path):
-    """x264 writes its settings into the stream: veryfast by default (subme=2), ultrafast on request."""
+    """x264 writes its settings into the stream: superfast by default (subme=1), ultrafast on request."""
     common = [str(clip), "--weights", str(small_weights), "--device", "cpu", "--end", "0.1", "-q"]
     assert main(["video", *common, "-o", str(tmp_path / "default.mp4")]) == 0
     assert main(["video", *common, "-o", str(tmp_path / "quick.mp4"), "--preset", "ultrafast"]) == 0
-    assert b"subme=2 " in (tmp_path / "default.mp4").read_bytes()
+    assert b"subme=1 " in (tmp_path / "default.mp4").read_bytes()
     assert b"subme=0 " in (tmp_path / "quick.mp4").read_bytes()
     with pytest.raises(SystemExit) as stop:  # argparse's usage error, exit status 2
         main(["video", *common, "-o", str(tmp_path / "x.mp4"), "--preset", "warp"])

@@ -96,6 +96,7 @@ class WeightsEntry:
     description: str
     config: WeightsConfig
     package_file: str | None = None
+    int8_file: str | None = None  # a shipped int8 OpenVINO IR calibrated on ``package_file``
     url: str | None = None
     sha256: str | None = None
     filename: str | None = None
@@ -113,6 +114,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         description="Our MODNet, bundled (its card describes it).",
         config=WeightsConfig(card={"source": "this project", "licence": "see docs/model_card.md"}),
         package_file="modnet_people.safetensors",
+        int8_file="modnet_people.int8.xml",
     ),
     "modnet-people-video": WeightsEntry(
         name="modnet-people-video",
@@ -209,6 +211,16 @@ def _entry(name: str) -> WeightsEntry:
     if name not in REGISTRY:
         raise WeightsNotFoundError(f"unknown weights '{name}'; known: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
+
+
+def packaged_int8(name_or_path: str | os.PathLike[str] | None) -> Path | None:
+    """The int8 OpenVINO IR shipped with registry weights, where there is one (``auto`` checks that it was
+    calibrated on the very file before using it)."""
+    entry = REGISTRY.get(str(DEFAULT_WEIGHTS if name_or_path is None else name_or_path))
+    if entry is None or entry.int8_file is None:
+        return None
+    path = _packaged_path(entry.int8_file)
+    return path if path.is_file() and path.with_suffix(".bin").is_file() else None
 
 
 def export_kind(name_or_path: str | os.PathLike[str] | None) -> str | None:

@@ -150,12 +150,13 @@ def _export_openvino(args: argparse.Namespace, model, config) -> list[Path]:  # 
         raise CLIError("int8 calibration needs NNCF: pip install 'modnet-matting[openvino]'") from None
     from ..export import fingerprint
     from ..inference.int8 import calibrate_int8
+    from ..weights import resolve, sha256_of
 
     log = lambda message: print(f"modnet: {message}", file=sys.stderr)  # noqa: E731
     first = args.out if args.out is not None else int8_cache_path(fingerprint(model)[:20])
     try:
         written, _ = calibrate_int8(model, config, args.calibration, first, args.calibration_size, args.holdout,
-                                    log=log)
+                                    log=log, weights_sha256=sha256_of(resolve(args.weights)[0]))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     paths = [written]

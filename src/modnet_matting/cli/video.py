@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--codec", help="video encoder for alpha/composite outputs (e.g. libx264, ffv1, libvpx-vp9)")
     parser.add_argument("--crf", type=int, help="quality for x264/VP9 (lower is better; default 18 / 30)")
     parser.add_argument("--preset", choices=X264_PRESETS,
-                        help="x264 speed preset for .mp4/.mkv/.mov outputs (default veryfast; slower presets "
+                        help="x264 speed preset for .mp4/.mkv/.mov outputs (default superfast; slower presets "
                         "make smaller files but take CPU from the network)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
     parser.add_argument("--overwrite", action="store_true",

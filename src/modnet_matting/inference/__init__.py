@@ -10,32 +10,45 @@ prepares images by ``preprocess`` and resizes the mattes back.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .auto import ACCURACY_BOUND, BACKENDS, PRECISIONS, choose_backend, make_backend, select_backend
-from .backends import Backend
-from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend, onnx_providers
-from .backends.openvino import (
-    IR_CONFIG_PATH,
-    OPENVINO_HALF_NORM,
-    OpenVinoBackend,
-    int8_cache_path,
-    int8_rest_precision,
-    read_ir_config,
-)
-from .backends.torch import TORCH_HALF_NORM, TorchBackend
-from .hardware import cpu_bf16_native, openvino_available, openvino_bf16_supported, pick_device
-from .predictor import Predictor
-from .preprocess import DEFAULT_MAX_PIXELS, network_input, network_size, normalise, resize
-from .sources import Source, open_source
+from .preprocess import DEFAULT_MAX_PIXELS
 
-__all__ = [
-    "ACCURACY_BOUND", "BACKENDS", "DEFAULT_MAX_PIXELS", "IR_CONFIG_PATH", "ONNXRUNTIME_HALF_NORM",
-    "OPENVINO_HALF_NORM", "PRECISIONS", "TORCH_HALF_NORM", "Backend", "OnnxBackend", "OpenVinoBackend",
-    "Predictor", "Source", "TorchBackend", "choose_backend", "cpu_bf16_native", "int8_cache_path",
-    "int8_rest_precision", "load_model", "make_backend", "network_input", "network_size", "normalise",
-    "onnx_providers", "open_source", "openvino_available", "openvino_bf16_supported", "pick_device",
-    "read_ir_config", "resize", "select_backend",
-]
+if TYPE_CHECKING:
+    from .predictor import Predictor
+
+#: Where each public name lives. Names are imported on first use (PEP 562), so a photo matted on a
+#: remembered OpenVINO path (``warm``) never imports PyTorch, which is most of a cold process's start.
+_EXPORTS = {
+    "auto": ("ACCURACY_BOUND", "BACKENDS", "PRECISIONS", "choose_backend", "make_backend", "select_backend"),
+    "backends": ("Backend",),
+    "backends.onnx": ("ONNXRUNTIME_HALF_NORM", "OnnxBackend", "onnx_providers"),
+    "backends.openvino": ("IR_CONFIG_PATH", "OPENVINO_HALF_NORM", "OpenVinoBackend", "int8_cache_path",
+                          "int8_rest_precision", "read_ir_config"),
+    "backends.torch": ("TORCH_HALF_NORM", "TorchBackend"),
+    "hardware": ("cpu_bf16_native", "openvino_available", "openvino_bf16_supported", "pick_device"),
+    "predictor": ("Predictor",),
+    "preprocess": ("DEFAULT_MAX_PIXELS", "network_input", "network_size", "normalise", "resize"),
+    "sources": ("Source", "open_source"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted([*_WHERE, "load_model"])
+
+
+_SUBMODULES = ("auto", "backends", "hardware", "int8", "predictor", "preprocess", "refine", "sources", "warm")
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 def load_model(
@@ -58,7 +71,18 @@ def load_model(
     ``.tflite`` (``modnet export --format tflite``) on LiteRT, at its size and precision.
     ``refine``: enlarge mattes along the photo's edges (on by default; see ``Predictor``).
     """
+    from .predictor import Predictor
+    from .warm import recall, remember
+
+    warm = recall(name_or_path, backend, precision, device, threads)
+    if warm is not None:
+        return Predictor(warm[0], warm[1], max_pixels=max_pixels, refine=refine)
+    from .auto import select_backend
+    from .sources import open_source
+
     source = open_source(name_or_path)
     with source.file_errors():
         chosen = select_backend(source, backend, device, precision, threads)
+    if source.kind == "network":
+        remember(name_or_path, backend, precision, device, chosen, source.config)
     return Predictor(chosen, source.config, max_pixels=max_pixels, refine=refine)

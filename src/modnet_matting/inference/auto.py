@@ -22,7 +22,13 @@ import torch
 from ..weights import WeightsConfig, cache_dir
 from .backends.litert import LiteRTBackend
 from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend, onnx_providers
-from .backends.openvino import OPENVINO_HALF_NORM, OpenVinoBackend, int8_rest_precision, read_ir_accuracy
+from .backends.openvino import (
+    ACCURACY_BOUND,
+    OPENVINO_HALF_NORM,
+    OpenVinoBackend,
+    int8_rest_precision,
+    read_ir_accuracy,
+)
 from .backends.torch import TorchBackend
 from .hardware import cpu_bf16_native, cpu_name, cpu_only, need_openvino, openvino_version, pick_device
 from .preprocess import network_input
@@ -35,9 +41,6 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "torch", "compile", "onnx", "openvino", "litert")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-#: Largest mean absolute difference from the fp32 matte that ``auto`` accepts for a lossy path
-#: (bf16, int8), measured on a real photo; the issue's accuracy bound.
-ACCURACY_BOUND = 0.002
 #: Short side of the photo the accuracy check runs on (small: the check runs once per weights).
 CHECK_SHORT_SIDE = 256
 

@@ -9,12 +9,16 @@ import contextlib
 import platform
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the device probe only: the OpenVINO warm start runs without it
+    import torch
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
     """"auto" prefers CUDA, then Apple MPS, then the CPU."""
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     has_mps = mps is not None and mps.is_available()
     if device in (None, "auto"):

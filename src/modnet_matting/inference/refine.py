@@ -58,16 +58,24 @@ def _enlarge_rows(low: np.ndarray, height: int, width: int, top: int, bottom: in
 
 
 def guided_upsample(matte: np.ndarray, rgb: np.ndarray, radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
-                    band_rows: int = BAND_ROWS) -> np.ndarray:
-    """``matte`` (network size, float in [0, 1]) enlarged to ``rgb``'s size along ``rgb``'s edges."""
+                    band_rows: int = BAND_ROWS, small: np.ndarray | None = None) -> np.ndarray:
+    """``matte`` (network size, float in [0, 1]) enlarged to ``rgb``'s size along ``rgb``'s edges.
+
+    ``small`` is ``rgb`` already resized to the matte's size (the network's input), saving a resize.
+    The grey levels' 1/255 is folded into ``a`` at low resolution, so the full-resolution pass reads
+    the uint8 grey band as it is: one multiply-add a pixel, in place.
+    """
     height, width = rgb.shape[:2]
     low_h, low_w = matte.shape
-    guide_low = _grey(resize(rgb, low_h, low_w))
-    a, b = linear_coefficients(matte.astype(np.float32), guide_low, radius, eps)
+    if small is None or small.shape[:2] != matte.shape:
+        small = resize(rgb, low_h, low_w)
+    a, b = linear_coefficients(matte.astype(np.float32), _grey(small), radius, eps)
+    a *= 1.0 / 255.0
     out = np.empty((height, width), np.float32)
     for top in range(0, height, band_rows):
         bottom = min(height, top + band_rows)
-        band = _grey(rgb[top:bottom])
-        out[top:bottom] = _enlarge_rows(a, height, width, top, bottom) * band + _enlarge_rows(b, height, width,
-                                                                                             top, bottom)
+        band = out[top:bottom]
+        np.multiply(_enlarge_rows(a, height, width, top, bottom), cv2.cvtColor(rgb[top:bottom], cv2.COLOR_RGB2GRAY),
+                    out=band)
+        band += _enlarge_rows(b, height, width, top, bottom)
     return np.clip(out, 0.0, 1.0, out=out)

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..weights import CheckpointError, WeightsConfig, WeightsNotFoundError, export_kind, load_weights, sha256_of
+from ..weights import (
+    CheckpointError,
+    WeightsConfig,
+    WeightsNotFoundError,
+    export_kind,
+    load_weights,
+    packaged_int8,
+    resolve,
+    sha256_of,
+)
 from .backends.litert import CONFIG_KEY as TFLITE_CONFIG_KEY
 from .backends.litert import IO_KEY as TFLITE_IO_KEY
 from .backends.litert import read_tflite_metadata
@@ -32,6 +41,7 @@ from .backends.openvino import (
     is_quantized,
     read_ir,
     read_ir_config,
+    read_ir_weights_sha256,
 )
 from .backends.torch import TorchBackend
 from .hardware import need_openvino
@@ -57,6 +67,8 @@ class Source:
     path: Path | None = None  # kinds "onnx", "ir" and "tflite": the given file, run as it is
     ir_model: object | None = None  # kind "ir": the file as OpenVINO read it
     file_precision: str | None = None  # kind "tflite": fp32, fp16 or int8, fixed at export
+    weights_file: Path | None = None  # kind "network": the file the weights came from, where known
+    shipped_int8: Path | None = None  # kind "network": the int8 IR shipped with registry weights
     _key: str | None = None
     _exports: dict[str, Path] = dataclasses.field(default_factory=dict)
 
@@ -180,10 +192,22 @@ class Source:
             raise ValueError("an ONNX file has no int8 model: export one with --format openvino-int8 and pass "
                              "its .xml")
         path = int8_cache_path(self.key)
-        if not path.is_file():
-            raise ValueError("no int8 model calibrated for these weights yet: run "
-                             "`modnet export --format openvino-int8 --calibration DIR --cache` first")
-        return path
+        if path.is_file():
+            return path
+        if self._shipped_int8_matches():
+            return self.shipped_int8  # type: ignore[return-value]
+        raise ValueError("no int8 model calibrated for these weights yet: run "
+                         "`modnet export --format openvino-int8 --calibration DIR --cache` first")
+
+    def _shipped_int8_matches(self) -> bool:
+        """Whether the shipped int8 IR was calibrated on this very weights file (by the SHA-256 it records)."""
+        if self.shipped_int8 is None or self.weights_file is None:
+            return False
+        try:
+            recorded = read_ir_weights_sha256(read_ir(self.shipped_int8))
+        except CheckpointError:
+            return False
+        return recorded is not None and recorded == sha256_of(self.weights_file)
 
     def reference(self) -> Backend:
         """The exact fp32 path lossy candidates are checked against."""
@@ -221,7 +245,9 @@ def open_source(name_or_path: str | os.PathLike[str] | None) -> Source:
     """A registry name, weights file (``.safetensors``, ``.ckpt``), ``.onnx``, OpenVINO ``.xml`` or ``.tflite``."""
     kind = export_kind(name_or_path)
     if kind is None:
-        return Source.network(*load_weights(name_or_path))
+        source = Source.network(*load_weights(name_or_path))
+        source.weights_file, source.shipped_int8 = resolve(name_or_path)[0], packaged_int8(name_or_path)
+        return source
     opener = {"onnx": Source.onnx_file, "ir": Source.ir_file, "tflite": Source.tflite_file}[kind]
     return opener(Path(name_or_path).expanduser())  # type: ignore[arg-type]
 

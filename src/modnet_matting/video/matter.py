@@ -36,6 +36,10 @@ class VideoMatter:
     frame at the end of a stream; ``reset()`` forgets history (e.g. at a cut).
     A change of frame size resets OFD by itself. With ``ofd=False`` results
     come back immediately.
+
+    OFD runs on the network's mattes, before they are enlarged to the frame (as the authors apply
+    it to the network's output): a 720p frame has 4.4 times the pixels of its 352x608 matte, and
+    each frame is enlarged once, when its result is due.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class VideoMatter:
     ) -> None:
         self.predictor = video_predictor(predictor) if short_side else predictor
         self.ofd = OFDFilter(threshold, enabled=ofd)
+        self._frame_shape: tuple[int, ...] | None = None
 
     @property
     def latency(self) -> int:
@@ -55,19 +60,33 @@ class VideoMatter:
 
     def process_frame(self, rgb: np.ndarray, item: Any = None) -> OFDOutput | None:
         """Matte one RGB uint8 frame; returns the result due now, if any."""
-        alpha = self.predictor.predict_rgb([rgb])[0]
-        return self.ofd.process_frame(alpha, rgb if item is None else item)
+        results = self.process_batch([rgb], None if item is None else [item])
+        return results[0] if results else None
 
     def process_batch(self, rgbs: Sequence[np.ndarray], items: Sequence[Any] | None = None) -> list[OFDOutput]:
-        """Several consecutive frames in one network batch (faster on GPUs); results in order."""
-        alphas = self.predictor.predict_rgb(list(rgbs))
+        """Several consecutive frames in one network batch; the results due, in order."""
         items = list(rgbs) if items is None else list(items)
-        results = [self.ofd.process_frame(alpha, item) for alpha, item in zip(alphas, items)]
-        return [result for result in results if result is not None]
+        results: list[OFDOutput] = []
+        for (low, small), rgb, item in zip(self.predictor.network_mattes(list(rgbs)), rgbs, items):
+            if self._frame_shape is not None and rgb.shape != self._frame_shape:
+                results += self._due(self.ofd.flush())
+            self._frame_shape = rgb.shape
+            results += self._due(self.ofd.process_frame(low, (rgb, small, item)))
+        return results
+
+    def _due(self, out: OFDOutput | None) -> list[OFDOutput]:
+        """A corrected network matte at its frame's size, with the caller's item."""
+        if out is None:
+            return []
+        rgb, small, item = out.item
+        return [OFDOutput(self.predictor.enlarge(out.alpha, rgb, small), item)]
 
     def flush(self) -> OFDOutput | None:
         """The frame still held back by OFD at the end of a stream."""
-        return self.ofd.flush()
+        self._frame_shape = None
+        due = self._due(self.ofd.flush())
+        return due[0] if due else None
 
     def reset(self) -> None:
         self.ofd.reset()
+        self._frame_shape = None

@@ -35,11 +35,13 @@ DEFAULT_CODECS = {
 }
 FALLBACK_CODEC = ("libx264", "yuv420p")
 
-#: Encoder options that make the defaults sensible (quality-based, not glacial). x264's
-#: "veryfast" takes half the CPU of "fast" (27 vs 56 ms a 720p frame on the project's
-#: 2-core CPU) for 0.7 dB PSNR at crf 18: on two cores the encoder competes with the network.
+#: Encoder options that make the defaults sensible (quality-based, not glacial). On two cores the
+#: encoder competes with the network, so x264 runs "superfast": on 60 DAVIS frames at 720p, crf 18
+#: (2026-12-08, the project's 2-core CPU) it took 12.8 ms of CPU a frame against veryfast's 22.6 and
+#: fast's 37 (docs/performance.md), at the same PSNR (37.0 against 36.9 dB) and 14% more bytes;
+#: "ultrafast" (7.8 ms) doubles the file.
 CODEC_OPTIONS = {
-    "libx264": {"crf": "18", "preset": "veryfast"},
+    "libx264": {"crf": "18", "preset": "superfast"},
     "libvpx-vp9": {"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
     "prores_ks": {"profile": "4444", "vendor": "apl0"},
 }
