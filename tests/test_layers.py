@@ -13,8 +13,8 @@ import modnet_matting
 
 PACKAGE = Path(modnet_matting.__file__).parent
 #: Ground first; parts in one layer do not import each other.
-LAYERS = [{"model", "allocator"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"}, {"evaluate", "video", "deploy"},
-          {"train"}, {"server"}, {"cli"}, {"__init__", "__main__"}]
+LAYERS = [{"model", "allocator"}, {"io"}, {"weights"}, {"export"}, {"inference", "compose"},
+          {"evaluate", "video", "deploy"}, {"train"}, {"server"}, {"cli"}, {"__init__", "__main__"}]
 #: Inside ``inference/``, the same rule: probes and preprocessing, runtimes and edge refinement, sources,
 #: the choice (and the remembered one), the face.
 INFERENCE_LAYERS = [{"preprocess", "hardware"}, {"backends", "refine"}, {"predictor", "sources"},
