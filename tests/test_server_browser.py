@@ -250,3 +250,16 @@ def test_an_error_clears_the_previous_results(browser, server_url, photo_file, t
     _upload(browser, "file-input", fake)
     _wait_state(browser, "error")
     assert not browser.find_element(By.ID, "results").is_displayed()  # no stale matte or download button
+
+
+def test_a_file_that_is_not_an_image_clears_the_previous_results(browser, server_url, photo_file, tmp_path):
+    """The page refused a .txt itself but kept the last photo's matte and download buttons beside the error."""
+    browser.get(server_url + "/")
+    _upload(browser, "file-input", photo_file)
+    _wait_state(browser, "done")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    _upload(browser, "file-input", notes)
+    _wait_state(browser, "error")
+    assert "is not an image" in browser.find_element(By.ID, "status").text
+    assert not browser.find_element(By.ID, "results").is_displayed()

@@ -160,7 +160,11 @@ async function run() {
 function takePhoto(file) {
   if (!file) return;
   if (file.type && !file.type.startsWith("image/")) {
+    if (state.controller) state.controller.abort();
+    clearResults();  // the matte and downloads shown were another photo's
+    state.photo = null;
     setStatus(`${file.name} is not an image.`, true);
+    document.body.dataset.state = "error";
     return;
   }
   state.photo = file;
