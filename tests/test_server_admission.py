@@ -401,3 +401,18 @@ def test_a_timed_out_request_keeps_its_pixels_until_its_thread_returns_and_start
         return events
 
     assert asyncio.run(go()) == ["after the answer: 60 pixels held", "step 1 done", "after the thread: 0 pixels held"]
+
+
+def test_the_budget_charges_what_each_output_really_uses() -> None:
+    """~30 bytes a pixel were assumed, ~80 used by a cut-out: three 5000x5000 cut-outs took ~4.6 GB at once."""
+    from modnet_matting.cli.main import build_parser
+    from modnet_matting.server.app import BYTES_PER_PIXEL, DEFAULT_MAX_PIXELS_IN_FLIGHT, request_cost
+
+    assert request_cost("cutout", 1000) == request_cost("composite", 1000) == request_cost("json", 1000) == 1000
+    assert request_cost("alpha", 1000) == 200  # the alpha alone needs no foreground estimation
+    assert request_cost("composite", 1000, 1000) == 1200  # and a background image its own pixels
+    assert request_cost("alpha", 1) == 1
+    assert DEFAULT_MAX_PIXELS_IN_FLIGHT * BYTES_PER_PIXEL["cutout"] <= 1.7e9
+    assert request_cost("cutout", 5000 * 5000) > DEFAULT_MAX_PIXELS_IN_FLIGHT  # such a cut-out runs alone
+    serve = build_parser().parse_args(["serve"])
+    assert serve.max_pixels_in_flight == DEFAULT_MAX_PIXELS_IN_FLIGHT

@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--queue-size", type=int, default=64, help="queued images before 503 (default: 64)")
     parser.add_argument(
-        "--max-pixels-in-flight", type=int, default=50_000_000,
-        help="pixels of all requests worked on at once; more wait (default: 5e7, about 1.5 GB)",
+        "--max-pixels-in-flight", type=int, default=20_000_000,
+        help="pixels of all requests worked on at once, counted at a cut-out's cost (about 80 bytes; an "
+             "alpha-only request counts a fifth); more wait (default: 2e7, about 1.6 GB)",
     )
     parser.add_argument(
         "--max-connections", type=int, default=256, help="open connections per worker before 503 (default: 256)"
