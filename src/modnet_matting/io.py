@@ -8,6 +8,7 @@ are handled the same way everywhere.
 from __future__ import annotations
 
 import io as _io
+import json
 import os
 import struct
 import tempfile
@@ -305,6 +306,15 @@ def scratch_folder(target: str | os.PathLike) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     os.chmod(scratch, _FOLDER_MODE)
     return scratch
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A small JSON store (a cache's memory): its object, or {} when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..io import atomic_write, read_json_object
 from ..weights import WeightsConfig, cache_dir
 from .backends.litert import LiteRTBackend
 from .backends.onnx import ONNXRUNTIME_HALF_NORM, OnnxBackend, onnx_providers
@@ -239,20 +240,10 @@ def measured_error(source: Source, backend: Backend, name: str, precision: str) 
     versions = f"ov{openvino_version()}" if name == "openvino" else f"torch{torch.__version__}"
     key = f"{source.key}:{name}:{precision}:{versions}:{cpu_name()}"
     store = cache_dir() / "auto" / "accuracy.json"
-    known = _read_json(store)
+    known = read_json_object(store)
     if key not in known:
         batch = check_input(source.config)
         known[key] = float(np.mean(np.abs(backend.run(batch) - source.reference().run(batch))))
         with contextlib.suppress(OSError):  # a read-only cache only costs a re-check next time
-            from ..io import atomic_write
-
-            atomic_write(store, (json.dumps({**_read_json(store), key: known[key]}, indent=1) + "\n").encode())
+            atomic_write(store, (json.dumps({**read_json_object(store), key: known[key]}, indent=1) + "\n").encode())
     return float(known[key])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -39,9 +39,9 @@ from .backends.openvino import (
     check_ir_files,
     int8_cache_path,
     is_quantized,
+    made_from,
     read_ir,
     read_ir_config,
-    read_ir_weights_sha256,
 )
 from .backends.torch import TorchBackend
 from .hardware import need_openvino
@@ -204,10 +204,9 @@ class Source:
         if self.shipped_int8 is None or self.weights_file is None:
             return False
         try:
-            recorded = read_ir_weights_sha256(read_ir(self.shipped_int8))
+            return made_from(read_ir(self.shipped_int8), self.weights_file)
         except CheckpointError:
             return False
-        return recorded is not None and recorded == sha256_of(self.weights_file)
 
     def reference(self) -> Backend:
         """The exact fp32 path lossy candidates are checked against."""

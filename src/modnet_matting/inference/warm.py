@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..weights import CheckpointError, WeightsConfig, cache_dir, export_kind, packaged_int8, resolve, sha256_of
+from ..io import atomic_write, read_json_object
+from ..weights import CheckpointError, WeightsConfig, cache_dir, export_kind, packaged_int8, resolve
 from .hardware import cpu_name, openvino_available, openvino_version
 
 if TYPE_CHECKING:
@@ -60,21 +61,13 @@ def _key(name_or_path: str | os.PathLike[str] | None, backend: str, precision: s
                        openvino_version(), __version__])
 
 
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def recall(name_or_path: str | os.PathLike[str] | None, backend: str, precision: str, device: str | None,
            threads: int | None) -> tuple[OpenVinoBackend, WeightsConfig] | None:
     """The remembered OpenVINO backend and weights config for this request, or None (take the full path)."""
     key = _key(name_or_path, backend, precision, device)
     if key is None:
         return None
-    entry = _read(choices_file()).get(key)
+    entry = read_json_object(choices_file()).get(key)
     if not isinstance(entry, dict):
         return shipped_int8(name_or_path, precision, threads)
     from .backends.openvino import OpenVinoBackend
@@ -99,16 +92,16 @@ def shipped_int8(name_or_path: str | os.PathLike[str] | None, precision: str,
         ACCURACY_BOUND,
         OpenVinoBackend,
         int8_rest_precision,
+        made_from,
         read_ir,
         read_ir_accuracy,
         read_ir_config,
-        read_ir_weights_sha256,
     )
 
     try:
         model = read_ir(model_path)
         accuracy = read_ir_accuracy(model)
-        if read_ir_weights_sha256(model) != sha256_of(resolve(name_or_path)[0]):
+        if not made_from(model, resolve(name_or_path)[0]):
             return None
         if precision == "auto" and (accuracy is None or accuracy.mad > ACCURACY_BOUND):
             return None
@@ -128,11 +121,9 @@ def remember(name_or_path: str | os.PathLike[str] | None, backend: str, precisio
     if key is None:
         return
     store = choices_file()
-    known = _read(store)
+    known = read_json_object(store)
     known.pop(key, None)
     known[key] = {"graph": str(chosen.model_path), "precision": chosen.compute_precision, "config": config.to_json()}
     kept = dict(list(known.items())[-MAX_CHOICES:])
     with contextlib.suppress(OSError):
-        from ..io import atomic_write
-
         atomic_write(store, (json.dumps(kept, indent=1) + "\n").encode())

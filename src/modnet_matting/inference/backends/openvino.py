@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...weights import CheckpointError, WeightsConfig, cache_dir
+from ...weights import CheckpointError, WeightsConfig, cache_dir, sha256_of
 from ..hardware import openvino_bf16_supported
 
 #: Graph form of IBNorm's instance-norm half after folding, the fastest measured for OpenVINO.
@@ -242,9 +242,11 @@ def read_ir_config(ov_model) -> WeightsConfig:  # noqa: ANN001 - openvino.Model
     return WeightsConfig()
 
 
-def read_ir_weights_sha256(ov_model) -> str | None:  # noqa: ANN001 - openvino.Model
-    """The SHA-256 of the weights file the IR was made from, where it was recorded."""
-    return ov_model.get_rt_info(IR_WEIGHTS_PATH).astype(str) if ov_model.has_rt_info(IR_WEIGHTS_PATH) else None
+def made_from(ov_model, weights_file: Path) -> bool:  # noqa: ANN001 - openvino.Model
+    """Whether the IR records that it was made from this very weights file (by its SHA-256)."""
+    if not ov_model.has_rt_info(IR_WEIGHTS_PATH):
+        return False
+    return ov_model.get_rt_info(IR_WEIGHTS_PATH).astype(str) == sha256_of(weights_file)
 
 
 def read_ir_accuracy(ov_model) -> Accuracy | None:  # noqa: ANN001 - openvino.Model
