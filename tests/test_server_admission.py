@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,15 +146,48 @@ def _serving(random_weights, log=subprocess.DEVNULL, *options: str):  # noqa: AN
         server.wait(timeout=20)
 
 
-def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weights) -> None:
-    """A half-sent upload must not keep a stopping server alive (uvicorn waits forever by default)."""
-    with _serving(random_weights, subprocess.DEVNULL, "--shutdown-timeout", "2") as (server, port):
+def test_sigterm_stops_the_server_in_bounded_time_with_a_slow_upload(random_weights, tmp_path) -> None:
+    """A half-sent upload must not keep a stopping server alive (uvicorn waits forever by default), and
+    the upload cut by the stop is one 499 line in the log: no 500, no traceback."""
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log, _serving(random_weights, log, "--shutdown-timeout", "2") as (server, port):
         with socket.create_connection(("127.0.0.1", port)) as slow:
-            slow.sendall(b"POST /v1/matte HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                         b"Content-Length: 1000000\r\n\r\n" + b"\0" * 1000)
+            slow.sendall(f"POST /v1/matte HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n"
+                         "Content-Length: 1000000\r\n\r\n".encode() + b"\0" * 1000)
             time.sleep(0.3)
             server.send_signal(signal.SIGTERM)
+            for _ in range(10):  # the upload keeps arriving while the server stops
+                with contextlib.suppress(OSError):
+                    slow.sendall(b"\0" * 1000)
+                time.sleep(0.1)
             server.wait(timeout=20)  # raises if the slow upload holds it open
+    text = log_path.read_text(errors="replace")
+    assert '"POST /v1/matte HTTP/1.1" 499' in text
+    assert "Traceback" not in text and " 500" not in text
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc for the process's memory")
+def test_with_workers_the_supervising_process_holds_no_model(random_weights) -> None:
+    """``--workers 2``: the parent only supervises; it checked the weights in a child and keeps no PyTorch."""
+    with _serving(random_weights, subprocess.DEVNULL, "--workers", "2") as (server, port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        assert _rss_mb(server.pid) < 150  # 373 MB when it loaded the model itself; ~47 MB without PyTorch
+
+
+def test_with_workers_bad_weights_are_one_line_before_any_worker_starts(tmp_path) -> None:
+    run = subprocess.run([sys.executable, "-m", "modnet_matting.cli.main", "serve", "--workers", "2", "--port",
+                          str(_free_port()), "--weights", str(tmp_path / "absent.safetensors")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert run.stderr.strip().count("\n") == 0 and "absent.safetensors" in run.stderr and "Traceback" not in run.stderr
 
 
 HEADS = {  # built in the test: a huge parameter would become the test id, which subprocesses inherit

@@ -81,4 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's copy of this module: under `python -m` this file is also `__main__`, whose
+    # CLIError is another class than the one the subcommands raise, and would go uncaught.
+    from modnet_matting.cli.main import main as package_main
+
+    sys.exit(package_main())

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 
 from .main import CLIError
 from .options import add_model_options, announce
@@ -146,11 +147,38 @@ def _check_port(host: str, port: int) -> None:
             raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+def _describe_loaded(options: dict, weights: str | None) -> str:
+    """Load the model as a worker will and describe it (runs in a child process)."""
+    from ..inference import load_model
+    from .options import describe_run
+
+    predictor = load_model(options["weights"], device=options["device"], precision=options["precision"],
+                           backend=options["backend"], refine=options["refine"])
+    return describe_run(predictor, weights)
+
+
+def _check_in_child(options: dict, weights: str | None) -> str:
+    """Fail here, once, if the weights or the device are bad, and fill the export cache for the workers.
+
+    In a child process: a model loaded here would stay in the parent, which only supervises the
+    workers, for the server's whole life (373 MB for the bundled weights).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_describe_loaded, options, weights).result()
+        except CLIError:
+            raise
+        except Exception as exc:  # the worker's own one-line errors keep their text
+            raise CLIError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        import fastapi  # noqa: F401 - only checked here; the app imports it
         import uvicorn
-
-        from ..server.app import create_app
     except ModuleNotFoundError as exc:
         raise CLIError(
             f"the server needs the 'server' extra ({exc.name} is missing): pip install 'modnet-matting[server]'"
@@ -160,15 +188,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--port must be 0..65535, not {args.port}")
     _check_port(args.host, args.port)
     if args.workers == 1:
+        from ..server.app import create_app
+
         app = create_app(**options)
         announce(app.state.predictor, args)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", **_uvicorn_limits(args))
         return 0
-    from ..inference import load_model
-
-    # Fail here, once, if the weights or the device are bad (and fill the export cache for the workers).
-    announce(load_model(options["weights"], device=options["device"], precision=options["precision"],
-                        backend=options["backend"], refine=options["refine"]), args)
+    line = _check_in_child(options, args.weights)
+    if not args.quiet:
+        print(line, file=sys.stderr)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     os.environ[ENV_OPTIONS] = json.dumps({**options, "threads": threads, "header_timeout_s": args.header_timeout,
                                           "max_connections": args.max_connections})

@@ -180,6 +180,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
         yield
+        for request in list(app.state.uploading):  # cut by --shutdown-timeout; uvicorn drops their tasks unrun
+            client_gone(request)
         await batcher.stop()
         batcher.close()
         cpu_pool.shutdown(wait=False, cancel_futures=True)
@@ -193,6 +195,7 @@ def create_app(
     app.state.predictor = predictor
     app.state.batcher = batcher
     app.state.limits = limits
+    app.state.uploading = set()  # requests whose body is still arriving
     _install_error_handlers(app)
     security.install(app, allowed_hosts, cors_origins)
     _add_routes(app, predictor, batcher, cpu_pool, limits, weights_label, api_key, cors_origins)
@@ -344,6 +347,8 @@ def _add_routes(
         ),
         blur: bool = Query(False, description="Background: the photo's own background, heavily blurred."),
     ) -> Response:
+        uploading = request.app.state.uploading
+        uploading.add(request)
         try:
             body = await asyncio.wait_for(read_body(request, limits.max_upload_bytes), limits.timeout_s)
         except asyncio.TimeoutError:
@@ -351,6 +356,8 @@ def _add_routes(
                            headers={"Connection": "close"}) from None  # the rest of it will not be read
         except ClientGone:
             return client_gone(request)  # an aborted upload: one log line, no traceback
+        finally:
+            uploading.discard(request)
         upload = await in_pool(split_upload, request.headers.get("content-type", ""), body)
         del body
         try:

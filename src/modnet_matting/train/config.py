@@ -89,6 +89,11 @@ class TrainConfig:
     backbone_lr_scale: float = 1.0  # the encoder's learning rate relative to lr
     freeze_backbone_blocks: int = 0  # features.0 .. N-1 get no gradient (backward stops earlier)
     freeze_backbone_bn: bool = False  # the encoder's batch norms keep their statistics (eval mode) in training
+    # learning without forgetting (train/forgetting.py): the DeepLabV3 PASCAL .tflite whose 21-class logits of
+    # each crop a training-only head on the encoder's 1/32 features must reproduce; empty = off
+    lwf_teacher: str = ""
+    lwf_weight: float = 0.1
+    lwf_temperature: float = 2.0
     # bookkeeping
     seed: int = 0
     log_every: int = 20
@@ -132,6 +137,8 @@ class TrainConfig:
                 raise ValueError(f"{key}={getattr(self, key)}: a probability must be between 0 and 1")
         if not 0.0 <= self.export_blend_init <= 1.0 or (self.export_blend_init and not self.init_weights):
             raise ValueError(f"export_blend_init={self.export_blend_init}: use 0 to 1, with init_weights set")
+        if self.lwf_teacher and (self.mode != "supervised" or self.lwf_weight <= 0 or self.lwf_temperature <= 0):
+            raise ValueError("lwf_teacher needs mode=supervised and a positive lwf_weight and lwf_temperature")
         if not 0.0 <= self.rotate_max_degrees <= 180.0:
             raise ValueError(f"rotate_max_degrees={self.rotate_max_degrees}: use 0 to 180")
         bounds = [0, *self.restart_steps, self.total_steps]

@@ -44,6 +44,7 @@ from .config import TrainConfig, dump_config
 from .data import CachedSet, build_cache, concat_sets, load_backgrounds
 from .distractors import distractor_validation, split_by_sequence
 from .distributed import any_rank, convert_sync_batchnorm
+from .forgetting import ForgettingHead, PascalTeacher, TeacherSamples, forgetting_loss
 from .losses import LossWeights, modnet_losses
 from .scenes import load_object_photos, object_scene_set
 
@@ -148,6 +149,7 @@ class Trainer:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._setup_forgetting()
         self.optimizer = self._make_optimizer()
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.fp16)
         self.step, self.best, self.elapsed = 0, -math.inf, 0.0
@@ -164,6 +166,25 @@ class Trainer:
         self._board: Any = None
 
     # ----------------------------------------------------------------- setup
+    def _setup_forgetting(self) -> None:
+        """``lwf_teacher``: the PASCAL teacher, the training-only head, and a hook that keeps the 1/32 features."""
+        self.teacher: PascalTeacher | None = None
+        self.forgetting_head: ForgettingHead | None = None
+        self._deep_features: torch.Tensor | None = None
+        if not self.cfg.lwf_teacher:
+            return
+        self.teacher = PascalTeacher(self.cfg.lwf_teacher)
+        backbone = self._bare(self.model).backbone
+        self.forgetting_head = ForgettingHead(backbone.enc_channels[-1]).to(self.device)
+        if self.cfg.channels_last:
+            self.forgetting_head = self.forgetting_head.to(memory_format=torch.channels_last)
+        self._head_fitted = False
+
+        def keep(_module: torch.nn.Module, _inputs: Any, outputs: tuple[torch.Tensor, ...]) -> None:
+            self._deep_features = outputs[-1]
+
+        backbone.register_forward_hook(keep)
+
     def _freeze_backbone_blocks(self) -> None:
         """``freeze_backbone_blocks``: the first encoder blocks get no gradient and keep their statistics."""
         for block in list(self._bare(self.model).backbone.model.features)[: self.cfg.freeze_backbone_blocks]:
@@ -195,9 +216,15 @@ class Trainer:
             groups.append({"params": encoder, "lr_scale": self.cfg.backbone_lr_scale})
         return groups
 
+    def _head_groups(self) -> list[dict[str, Any]]:
+        """The forgetting head's own group (last), when ``lwf_teacher`` is set."""
+        if self.forgetting_head is None:
+            return []
+        return [{"params": list(self.forgetting_head.parameters()), "lr_scale": 1.0}]
+
     def _make_optimizer(self, split: bool | None = None) -> torch.optim.Optimizer:
         self._freeze_backbone_blocks()
-        params = self._param_groups(self.cfg.backbone_lr_scale != 1.0 if split is None else split)
+        params = self._param_groups(self.cfg.backbone_lr_scale != 1.0 if split is None else split) + self._head_groups()
         if self.cfg.optimizer == "sgd":
             return torch.optim.SGD(
                 params, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
@@ -265,6 +292,8 @@ class Trainer:
     def _loader(self) -> DataLoader:
         cfg = self.cfg
         dataset = self.sample_stream()
+        if self.teacher is not None:
+            dataset = TeacherSamples(dataset, self.teacher)
         start = self.step * cfg.batch_size * self.world
         sampler = StreamSampler(start, stride=self.world, offset=self.rank)
         return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data_workers,
@@ -307,6 +336,8 @@ class Trainer:
             "mode": self.cfg.mode,
             "scaler": self.scaler.state_dict(),
         }
+        if self.forgetting_head is not None:
+            state["forgetting_head"] = self.forgetting_head.state_dict()
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
@@ -320,8 +351,15 @@ class Trainer:
                 raise ValueError(f"{self.checkpoint_path} is a {mode} run; this config says mode={self.cfg.mode}")
             self._bare(self.model).load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
-            saved_groups = len(state["optimizer"]["param_groups"])
-            if saved_groups != len(self.optimizer.param_groups):
+            if self.forgetting_head is not None and "forgetting_head" not in state:
+                raise ValueError(f"{self.checkpoint_path} was trained without lwf_teacher; start a new run to add it")
+            if self.forgetting_head is None and "forgetting_head" in state:
+                raise ValueError(f"{self.checkpoint_path} was trained with lwf_teacher; set it to resume")
+            if self.forgetting_head is not None:
+                self.forgetting_head.load_state_dict(state["forgetting_head"])
+                self._head_fitted = True
+            saved_groups = len(state["optimizer"]["param_groups"]) - len(self._head_groups())
+            if saved_groups != len(self.optimizer.param_groups) - len(self._head_groups()):
                 self.optimizer = self._make_optimizer(split=saved_groups > 1)
                 if saved_groups == 1:
                     self.log(f"warning: {self.checkpoint_path} has one optimiser group: backbone_lr_scale="
@@ -449,8 +487,15 @@ class Trainer:
         trimap = batch["trimap"].to(self.device, image.dtype, non_blocking=True)
         semantic, detail, pred = outputs
         dtype = image.dtype  # the losses run in the parameters' precision, whatever autocast gave
-        return modnet_losses(semantic.to(dtype), detail.to(dtype), pred.to(dtype), matte, trimap, image,
-                             self.loss_weights)
+        losses = modnet_losses(semantic.to(dtype), detail.to(dtype), pred.to(dtype), matte, trimap, image,
+                               self.loss_weights)
+        if self.forgetting_head is not None:
+            with self._autocast():
+                student = self.forgetting_head(self._deep_features)
+            teacher = batch["teacher"].to(self.device, dtype, non_blocking=True)
+            losses["lwf"] = self.cfg.lwf_weight * forgetting_loss(student.to(dtype), teacher, self.cfg.lwf_temperature)
+            losses["total"] = losses["total"] + losses["lwf"]
+        return losses
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
@@ -463,6 +508,8 @@ class Trainer:
             image = image.contiguous(memory_format=torch.channels_last)
         self.model.train()
         self._encoder_bn_to_eval()
+        if self.forgetting_head is not None:
+            self.forgetting_head.train()
         losses = self._losses(image, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["total"]).backward()
@@ -532,6 +579,33 @@ class Trainer:
             results[f"ff_{data.name}"] = round(float(np.mean([M.false_foreground(p, t) for p, t in pairs])), 5)
         return results
 
+    @torch.no_grad()
+    def _fit_forgetting_head(self, batches: int = 8) -> None:
+        """A new run's head starts as the least-squares map from the encoder's features to the teacher.
+
+        The crops come from a stream with another seed, so the run's own samples are unchanged.
+        """
+        if self.forgetting_head is None or self._head_fitted:
+            return
+        samples = TeacherSamples(MattingSamples(self.train_data, self.backgrounds, augment_config(self.cfg),
+                                                self.cfg.seed + 7919, self.objects, None, self.photos), self.teacher)
+        backbone = self._bare(self.model).backbone
+        saved = copy.deepcopy(backbone.state_dict())  # batch norms in training mode would move their statistics
+        self.model.train()
+        self._encoder_bn_to_eval()  # the features as training will see them
+        features, logits = [], []
+        for start in range(0, batches * self.cfg.batch_size, self.cfg.batch_size):
+            items = [samples[i] for i in range(start, start + self.cfg.batch_size)]
+            image = torch.stack([item["image"] for item in items]).to(self.device)
+            with self._autocast():
+                features.append(backbone(image)[-1].float().cpu())
+            logits.append(torch.stack([item["teacher"] for item in items]).float())
+        backbone.load_state_dict(saved)
+        error = self.forgetting_head.cpu().fit(torch.cat(features), torch.cat(logits))
+        self.forgetting_head.to(self.device)
+        self._head_fitted = True
+        self.log(f"forgetting head fitted on {batches * self.cfg.batch_size} crops (logit MSE {error:.3f})")
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.log(f"signal {signum}: saving and stopping")
         self._stop = True
@@ -563,6 +637,7 @@ class Trainer:
             self.log(f"{cfg.run_dir} is complete (step {self.step} of total_steps={cfg.total_steps}); raise "
                      "total_steps, with a warm restart in restart_steps, to train on")
             return {}
+        self._fit_forgetting_head()
         self._wrap_ddp()
         previous_handlers = self._install_signals()
         main = self.rank == 0
