@@ -55,12 +55,13 @@ class PascalTeacher:
             interpreter = Interpreter(model_path=self.path, num_threads=1, experimental_preserve_all_tensors=True)
         interpreter.allocate_tensors()
         self._input = interpreter.get_input_details()[0]["index"]
-        # the logits are the last 4-D tensor with 21 channels before the resize to the input size
+        # the logits: 4-D tensors with 21 channels below the input size are the convolution's output and its
+        # resized copies (same shape); the earliest is the convolution's own
         candidates = [d for d in interpreter.get_tensor_details()
                       if len(d["shape"]) == 4 and d["shape"][-1] == PASCAL_CLASSES and d["shape"][1] < TEACHER_INPUT]
         if not candidates:
             raise ValueError(f"{self.path}: no {PASCAL_CLASSES}-class logits; is this the DeepLabV3 PASCAL model?")
-        first = min(candidates, key=lambda d: d["index"])  # the convolution's own output, before any resize
+        first = min(candidates, key=lambda d: d["index"])
         self._logits = first["index"]
         self._quant = first["quantization"]
         self._interpreter = interpreter
